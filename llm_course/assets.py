@@ -37,7 +37,7 @@ class Carrier:
             return None
         if spec is None or not spec.submodule_search_locations:
             return None
-        root = Path(list(spec.submodule_search_locations)[0])
+        root = Path(next(iter(spec.submodule_search_locations)))
         return root if (root / self.check).exists() else None
 
     def install_command(self) -> str:

@@ -38,7 +38,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
             req = urllib.request.Request(f"{endpoint}/api/models/gpt2", method="HEAD")
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 answer.append(resp.status < 500)
-        except Exception:
+        except (OSError, ValueError):  # refused, timed out, no DNS, bad HF_ENDPOINT
             answer.append(False)
 
     thread = threading.Thread(target=probe, daemon=True)

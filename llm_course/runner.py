@@ -1,0 +1,114 @@
+"""Run the lessons headless with papermill and collect what they recorded.
+
+`llm-course run --scale smoke --out DIR` and the notebook tests both use `run_notebook`.
+Each notebook runs in its own kernel with `LLM_COURSE_SCALE` and
+`LLM_COURSE_RESULTS_FILE` set, so `llm_course.record(...)` and `llm_course.receipt(...)`
+inside it land in a JSON file that we read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def find_notebooks(only: list[str] | None = None, folder: Path | None = None) -> list[Path]:
+    """The lesson notebooks in order; `only` keeps those whose name starts with a prefix."""
+    if folder is None:
+        here = Path.cwd() / "notebooks"
+        folder = here if here.is_dir() else NOTEBOOK_DIR
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no notebooks folder at {folder}: run from a clone of the course, or pass --notebooks DIR"
+        )
+    books = sorted(p for p in folder.glob("[0-9][0-9]*.ipynb"))
+    if only:
+        wanted = [str(o).strip() for o in only]
+        books = [b for b in books if any(b.stem.startswith(w) for w in wanted)]
+        if not books:
+            raise ValueError(f"no notebook matches {' '.join(wanted)}; known: "
+                             + ", ".join(p.stem for p in sorted(folder.glob('[0-9][0-9]*.ipynb'))))
+    return books
+
+
+def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None = None,
+                 timeout: int | None = None) -> dict:
+    """Execute one notebook; return {"metrics", "receipt", "status", "wall_s", ...}."""
+    import papermill as pm
+
+    path, out_dir = Path(path), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_file = out_dir / "metrics" / f"{path.stem}.json"
+    results_file.unlink(missing_ok=True)
+    env_before = {k: os.environ.get(k) for k in ("LLM_COURSE_SCALE", "LLM_COURSE_RESULTS_FILE")}
+    os.environ["LLM_COURSE_SCALE"] = scale
+    os.environ["LLM_COURSE_RESULTS_FILE"] = str(results_file)
+    entry: dict = {"status": "ok", "output": str(out_dir / path.name)}
+    start = time.time()
+    try:
+        pm.execute_notebook(
+            str(path), str(out_dir / path.name),
+            parameters={"scale": scale, **(parameters or {})},
+            kernel_name="python3", cwd=str(path.parent), progress_bar=False,
+            execution_timeout=timeout,
+        )
+    except pm.PapermillExecutionError as err:
+        entry.update(status="failed", failed_cell=err.exec_count,
+                     error=f"{err.ename}: {err.evalue}".strip()[:500])
+    except Exception as err:  # noqa: BLE001 - a dead kernel, a timeout, a broken notebook
+        entry.update(status="failed", failed_cell=None, error=f"{type(err).__name__}: {err}"[:500])
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    entry["wall_s"] = round(time.time() - start, 1)
+    recorded = json.loads(results_file.read_text()) if results_file.exists() else {}
+    entry["metrics"] = recorded.get("metrics", {})
+    entry["receipt"] = recorded.get("receipt", {})
+    return entry
+
+
+def run_course(scale: str, only: list[str] | None = None, out: str | Path = "results",
+               notebooks: Path | None = None) -> dict:
+    """Run the lessons in order; write DIR/results.json after each one; return the results."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results: dict = {}
+    books = find_notebooks(only, notebooks)
+    for i, book in enumerate(books, 1):
+        print(f"[{i}/{len(books)}] {book.stem} at scale {scale} ...", flush=True)
+        entry = run_notebook(book, out, scale)
+        results[book.stem] = entry
+        results_path.write_text(json.dumps(results, indent=2, sort_keys=True), encoding="utf-8")
+        msg = f"    {entry['status']} in {entry['wall_s']} s"
+        if entry["status"] != "ok":
+            msg += f": cell [{entry.get('failed_cell')}] raised {entry['error']}"
+        print(msg, flush=True)
+    return results
+
+
+def format_results(results: dict) -> str:
+    """A results table: one row per notebook, its status, time and recorded metrics."""
+    lines = [f"{'notebook':<26} {'status':<7} {'wall s':>7}  metrics"]
+    for stem, entry in results.items():
+        metrics = ", ".join(f"{k}={_short(v)}" for k, v in entry.get("metrics", {}).items())
+        lines.append(f"{stem:<26} {entry['status']:<7} {entry['wall_s']:>7}  {metrics}")
+        if entry["status"] != "ok":
+            lines.append(f"{'':<26} failing cell [{entry.get('failed_cell')}]: {entry['error']}")
+    return "\n".join(lines)
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        return f"<{type(value).__name__} of {len(value)}>"
+    return str(value)
