@@ -5,8 +5,8 @@ most; everything else is imported from its module (`from llm_course.train import
 """
 
 from .doctor import doctor
-from .record import receipt, record, recorded
+from .record import check_band, receipt, record, recorded
 from .scale import PRESETS, preset, resolve_scale
 
 __version__ = "0.1.0"
-__all__ = ["PRESETS", "doctor", "preset", "receipt", "record", "recorded", "resolve_scale"]
+__all__ = ["PRESETS", "check_band", "doctor", "preset", "receipt", "record", "recorded", "resolve_scale"]

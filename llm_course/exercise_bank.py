@@ -75,6 +75,59 @@ register(Exercise(
 ))
 
 # ----------------------------------------------------------------------------------------------
+# 01_tokenizers: one step of byte-pair encoding
+
+
+def bpe_merge_step(word_counts: dict[tuple[str, ...], int]) -> tuple[tuple[str, str], dict]:
+    """Find the most frequent adjacent pair of symbols and merge it everywhere.
+
+    `word_counts` maps a word, spelled as a tuple of symbols, to how often it occurs.
+    Ties go to the pair that sorts first. Returns (the pair, the new word_counts).
+    """
+    pair_counts: dict[tuple[str, str], int] = {}
+    for word, count in word_counts.items():
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] = pair_counts.get(pair, 0) + count
+    best = min(pair_counts, key=lambda pair: (-pair_counts[pair], pair))
+    merged = {}
+    for word, count in word_counts.items():
+        symbols, i = [], 0
+        while i < len(word):
+            if word[i:i + 2] == best:
+                symbols.append(word[i] + word[i + 1])
+                i += 2
+            else:
+                symbols.append(word[i])
+                i += 1
+        merged[tuple(symbols)] = merged.get(tuple(symbols), 0) + count
+    return best, merged
+
+
+def _bpe_cases() -> Iterator[Case]:
+    yield Case(({("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2, ("n", "e", "w"): 6,
+                 ("w", "i", "d", "e", "r"): 3},), label="the classic low/lower/new/wider")
+    yield Case(({("a", "a", "a"): 1},), label="'aaa': merge left to right, without overlap")
+    yield Case(({("b", "a"): 2, ("a", "b"): 2},), label="a tie: the pair that sorts first wins")
+    yield Case(({("t", "h", "e"): 10, ("th", "e", "n"): 3, ("o", "th", "e", "r"): 4},),
+               label="symbols that are already merges")
+
+
+register(Exercise(
+    id="01.bpe_merge_step",
+    title="One step of byte-pair encoding",
+    reference=bpe_merge_step,
+    cases=_bpe_cases,
+    hints=[
+        ("Count every adjacent pair (word[i], word[i+1]) in every word, weighted by the word's "
+         "count: zip(word, word[1:]) gives the pairs."),
+        ("The best pair has the highest count; break ties with the smallest pair: "
+         "min(pairs, key=lambda p: (-counts[p], p))."),
+        ("Rewrite each word left to right: where the next two symbols are the best pair, emit "
+         "their concatenation and skip two; otherwise emit one symbol and move one."),
+    ],
+))
+
+# ----------------------------------------------------------------------------------------------
 # 02_pretraining_gpt: next-token loss and perplexity
 
 

@@ -99,3 +99,29 @@ def receipt(seed: int | None = None, scale: str | None = None, show: bool = True
         for k, v in _RESULTS["metrics"].items():
             print(f"  {k} = {v}")
     return data
+
+
+def check_band(name: str, value: float, bands: dict, scale: str | None = None) -> bool | None:
+    """Say plainly whether `value` lies in the band measured for this scale.
+
+    `bands` maps a scale to `(low, high)` (either end may be None), or to None when no
+    band was measured at that scale. Returns True/False, or None when there is no band.
+    """
+    from .scale import resolve_scale
+
+    scale = resolve_scale(scale)
+    band = bands.get(scale)
+    if band is None:
+        print(f"{name} = {value:.4g}: no band was measured at scale {scale!r}; compare with "
+              f"the other scales: {bands}")
+        return None
+    low, high = band
+    inside = (low is None or value >= low) and (high is None or value <= high)
+    shown = f"[{'-inf' if low is None else f'{low:.4g}'}, {'inf' if high is None else f'{high:.4g}'}]"
+    if inside:
+        print(f"OK: {name} = {value:.4g} is inside the expected band {shown} for scale {scale!r}.")
+    else:
+        print(f"OUTSIDE THE BAND: {name} = {value:.4g} is not in {shown}, the band measured for "
+              f"scale {scale!r}. Check the parameters cell (did you change a knob?), the data "
+              "and the training curve above.")
+    return inside

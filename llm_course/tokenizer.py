@@ -122,3 +122,50 @@ def save_course_tokenizer(tokenizer: PreTrainedTokenizerFast, kind: str,
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def tokens_html(text: str, tokenizers: dict) -> str:
+    """HTML that shows how each tokenizer in `tokenizers` ({name: tokenizer}) cuts `text`."""
+    import html
+
+    colours = ["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe"]
+    rows = []
+    for name, tok in tokenizers.items():
+        ids = tok(text)["input_ids"]
+        pieces = tok.convert_ids_to_tokens(ids)
+        spans = "".join(
+            f'<span style="background:{colours[i % len(colours)]};padding:1px 3px;margin:1px;'
+            f'border-radius:3px;font-family:monospace" title="id {i_d}">{html.escape(p)}</span>'
+            for i, (p, i_d) in enumerate(zip(pieces, ids, strict=True)))
+        rows.append(f"<p><b>{html.escape(name)}</b> ({len(ids)} tokens)<br>{spans}</p>")
+    return "".join(rows)
+
+
+def token_explorer(tokenizers: dict, text: str = "Tokenizers cut unbelievably long words."):
+    """A text box; as you type, each tokenizer's pieces appear below (01_tokenizers)."""
+    import ipywidgets as widgets
+
+    box = widgets.Textarea(value=text, description="text", layout=widgets.Layout(width="95%"))
+    shown = widgets.HTML(tokens_html(text, tokenizers))
+    box.observe(lambda change: setattr(shown, "value", tokens_html(change["new"], tokenizers)),
+                names="value")
+    return widgets.VBox([box, shown])
+
+
+def tokenizer_panel(texts, sizes, sample: str = "Tokenizers cut unbelievably long words."):
+    """Pick a kind and a vocabulary size, press Train, see how the sample is cut (01)."""
+    import ipywidgets as widgets
+
+    kind = widgets.Dropdown(options=["bpe", "wordpiece", "wordlevel"], value="bpe",
+                            description="kind")
+    size = widgets.SelectionSlider(options=list(sizes), value=list(sizes)[-1],
+                                   description="vocab size")
+    button = widgets.Button(description="Train", button_style="primary")
+    out = widgets.HTML("<i>Press Train to train a tokenizer with these settings.</i>")
+
+    def train(_=None):
+        tok = as_transformers(train_tokenizer(texts, kind.value, size.value), kind.value)
+        out.value = tokens_html(sample, {f"{kind.value} {size.value}": tok})
+
+    button.on_click(train)
+    return widgets.VBox([widgets.HBox([kind, size, button]), out])

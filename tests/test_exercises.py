@@ -231,3 +231,22 @@ def test_check_never_mutates_the_cases_and_describes_inputs():
     assert exercises.compare_tensors(torch.ones(3), torch.ones(3)) is None
     assert "1 of 3 values differ" in exercises.compare_tensors(torch.ones(3),
                                                                torch.tensor([1.0, 2.0, 1.0]))
+
+
+def test_bpe_merge_step_fails_an_unweighted_count_and_a_missing_merge():
+    ex = exercises.get("01.bpe_merge_step")
+    assert ex.check(ex.reference)
+
+    def unweighted(word_counts):  # counts each pair once per word, ignoring the word's count
+        pairs = {}
+        for word in word_counts:
+            for pair in zip(word, word[1:]):
+                pairs[pair] = pairs.get(pair, 0) + 1
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        return best, ex.reference(word_counts)[1]
+
+    def no_merge(word_counts):
+        return ex.reference(word_counts)[0], dict(word_counts)
+
+    assert not ex.check(unweighted)
+    assert not ex.check(no_merge)

@@ -15,6 +15,14 @@ EXPECTED = {
         "check": lambda m: abs(m["loss_before"] - m["log_vocab"]) < 0.5
         and m["loss_after"] < m["loss_before"],
     },
+    "01_tokenizers": {
+        "keys": {"chars_per_token", "chars_per_token_bpe", "chars_per_token_wordpiece",
+                 "word_level_unk_rate"},
+        # a bigger vocabulary gives longer tokens, for both kinds
+        "check": lambda m: all(
+            [m["chars_per_token"][f"{k}_{a}"] < m["chars_per_token"][f"{k}_{b}"]
+             for k in ("bpe", "wordpiece") for a, b in ((256, 512), (512, 1024), (1024, 2048))]),
+    },
 }
 
 NOTEBOOKS = find_notebooks()
