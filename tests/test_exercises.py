@@ -1,6 +1,7 @@
 """Auto-checked exercises (llm_course.exercises + exercise_bank): right answers pass, typical
 wrong answers fail with a useful report, and nothing a learner writes makes check() raise."""
 
+import itertools
 import math
 
 import pytest
@@ -240,7 +241,7 @@ def test_bpe_merge_step_fails_an_unweighted_count_and_a_missing_merge():
     def unweighted(word_counts):  # counts each pair once per word, ignoring the word's count
         pairs = {}
         for word in word_counts:
-            for pair in zip(word, word[1:]):
+            for pair in itertools.pairwise(word):
                 pairs[pair] = pairs.get(pair, 0) + 1
         best = min(pairs, key=lambda p: (-pairs[p], p))
         return best, ex.reference(word_counts)[1]

@@ -20,8 +20,8 @@ EXPECTED = {
                  "word_level_unk_rate"},
         # a bigger vocabulary gives longer tokens, for both kinds
         "check": lambda m: all(
-            [m["chars_per_token"][f"{k}_{a}"] < m["chars_per_token"][f"{k}_{b}"]
-             for k in ("bpe", "wordpiece") for a, b in ((256, 512), (512, 1024), (1024, 2048))]),
+            m["chars_per_token"][f"{k}_{a}"] < m["chars_per_token"][f"{k}_{b}"]
+             for k in ("bpe", "wordpiece") for a, b in ((256, 512), (512, 1024), (1024, 2048))),
     },
 }
 
