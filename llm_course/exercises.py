@@ -385,4 +385,4 @@ def ids() -> list[str]:
     return sorted(EXERCISES)
 
 
-from llm_course import exercise_bank  # noqa: F401  (fills EXERCISES)
+from llm_course import exercise_bank  # noqa: E402, F401  (fills EXERCISES; must come last)

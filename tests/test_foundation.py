@@ -10,10 +10,11 @@ import pytest
 
 import llm_course
 
-record_mod = importlib.import_module("llm_course.record")
 from llm_course.cli import main
 from llm_course.hub import hub_reachable
 from llm_course.scale import PRESETS, SCALES, preset, resolve_scale
+
+record_mod = importlib.import_module("llm_course.record")  # the module, not the function
 
 
 def test_scale_resolution(monkeypatch):
