@@ -9,7 +9,6 @@ import time
 import pytest
 
 import llm_course
-
 from llm_course.cli import main
 from llm_course.hub import hub_reachable
 from llm_course.scale import PRESETS, SCALES, preset, resolve_scale
