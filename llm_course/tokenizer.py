@@ -9,7 +9,6 @@ the tokenizer of the current scale, training and saving it on first use.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from tokenizers import (
     trainers,
 )
 from transformers import PreTrainedTokenizerFast
+
+from .paths import course_home
 
 KINDS = ("wordlevel", "bpe", "wordpiece")
 GPT_SPECIALS = {"eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
@@ -80,10 +81,6 @@ def as_transformers(tok: Tokenizer, kind: str) -> PreTrainedTokenizerFast:
         return PreTrainedTokenizerFast(tokenizer_object=tok, **BERT_SPECIALS)
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
 
-
-def course_home() -> Path:
-    """Where the course keeps what lessons build: $LLM_COURSE_HOME or ~/.cache/llm_course."""
-    return Path(os.environ.get("LLM_COURSE_HOME") or Path.home() / ".cache" / "llm_course")
 
 
 def tokenizer_dir(kind: str, scale: str | None = None) -> Path:
