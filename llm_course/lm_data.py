@@ -19,7 +19,8 @@ from datasets import Dataset
 def pack_blocks(texts: Sequence[str], tokenizer, block_size: int) -> Dataset:
     """Tokenize `texts`, join them with the end-of-text token, cut into `block_size` blocks.
 
-    Each row has `input_ids` and `labels` (the same ids: the model shifts them itself).
+    Each row has `input_ids`, `attention_mask` (all ones) and `labels` (the same ids: the
+    model shifts them itself).
     The tail that does not fill a block is dropped.
     """
     if block_size < 2:
@@ -35,7 +36,9 @@ def pack_blocks(texts: Sequence[str], tokenizer, block_size: int) -> Dataset:
         raise ValueError(f"only {len(stream)} tokens: not enough text for one block of {block_size}")
     blocks = torch.tensor(stream[: n_blocks * block_size]).view(n_blocks, block_size)
     rows = blocks.tolist()
-    return Dataset.from_dict({"input_ids": rows, "labels": rows}).with_format("torch")
+    ones = torch.ones_like(blocks).tolist()  # no padding: every position is real text
+    return Dataset.from_dict({"input_ids": rows, "attention_mask": ones, "labels": rows}
+                             ).with_format("torch")
 
 
 def tokenize_lines(texts: Sequence[str], tokenizer, max_length: int, min_tokens: int = 8) -> Dataset:

@@ -22,6 +22,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "bert": {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 64,
                  "max_length": 64, "batch_size": 8, "max_steps": 40, "lr": 3e-3},
         "finetune": {"max_length": 48, "batch_size": 16, "max_steps": 20, "lr": 5e-5},
+        # lesson 02's scaling experiment: (n_layer, n_embd) per model, same tokens for each
+        "gpt_scaling": {"sizes": [[1, 32], [2, 64]], "max_steps": 20},
     },
     "laptop": {
         "data": {"train": None, "validation": None, "test": None, "corpus_chars": None},
@@ -31,6 +33,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "bert": {"num_hidden_layers": 4, "num_attention_heads": 4, "hidden_size": 256,
                  "max_length": 128, "batch_size": 16, "max_steps": 1500, "lr": 1e-3},
         "finetune": {"max_length": 64, "batch_size": 32, "max_steps": 600, "lr": 5e-5},
+        "gpt_scaling": {"sizes": [[2, 64], [3, 128], [4, 256]], "max_steps": 150},
     },
     "gpu": {
         "data": {"train": None, "validation": None, "test": None, "corpus_chars": None},
@@ -40,6 +43,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "bert": {"num_hidden_layers": 8, "num_attention_heads": 8, "hidden_size": 512,
                  "max_length": 128, "batch_size": 64, "max_steps": 5000, "lr": 5e-4},
         "finetune": {"max_length": 128, "batch_size": 32, "max_steps": 2000, "lr": 3e-5},
+        "gpt_scaling": {"sizes": [[2, 128], [4, 256], [8, 512]], "max_steps": 1000},
     },
 }
 

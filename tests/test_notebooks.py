@@ -23,6 +23,16 @@ EXPECTED = {
             m["chars_per_token"][f"{k}_{a}"] < m["chars_per_token"][f"{k}_{b}"]
              for k in ("bpe", "wordpiece") for a, b in ((256, 512), (512, 1024), (1024, 2048))),
     },
+    "02_pretraining_gpt": {
+        "keys": {"val_loss_initial", "val_loss_final", "val_perplexity", "unigram_entropy",
+                 "params", "tokens_seen", "tokens_per_s"},
+        "check": lambda m: m["val_loss_final"] < m["val_loss_initial"] - 0.5,
+    },
+    "03_pretraining_bert": {
+        "keys": {"mlm_loss_initial", "mlm_loss_final", "masked_accuracy",
+                 "frequency_baseline_accuracy"},
+        "check": lambda m: m["mlm_loss_final"] < m["mlm_loss_initial"] - 0.3,
+    },
 }
 
 NOTEBOOKS = find_notebooks()
