@@ -11,9 +11,9 @@ from llm_course.runner import find_notebooks, run_notebook
 # scale (smoke only shows the code works: its numbers are not lessons).
 EXPECTED = {
     "00_setup": {
-        "keys": {"loss_before", "loss_after", "log_vocab"},
+        "keys": {"loss_before", "loss_after", "log_vocab", "fit_loss"},
         "check": lambda m: abs(m["loss_before"] - m["log_vocab"]) < 0.5
-        and m["loss_after"] < m["loss_before"],
+        and m["loss_after"] < m["loss_before"] and m["fit_loss"] < m["log_vocab"] - 1,
     },
     "01_tokenizers": {
         "keys": {"chars_per_token", "chars_per_token_bpe", "chars_per_token_wordpiece",
