@@ -385,4 +385,10 @@ def ids() -> list[str]:
     return sorted(EXERCISES)
 
 
-from llm_course import exercise_bank  # noqa: E402, F401  (fills EXERCISES; must come last)
+# The banks register their exercises on import; they must come last (they use the above).
+from llm_course import (  # noqa: E402, F401
+    exercise_bank,
+    exercise_bank_deploy,
+    exercise_bank_finetune,
+    exercise_bank_peft,
+)
