@@ -79,7 +79,7 @@ def finetune_config(scale: str | None = None, **overrides) -> TrainConfig:
     p = preset("finetune", scale)
     settings = dict(lr=p["lr"], max_steps=p["max_steps"], batch_size=p["batch_size"],
                     warmup_ratio=0.1, schedule="linear", weight_decay=0.01,
-                    task="classification", best_metric="eval_accuracy", seed=0)
+                    task="classification", best_metric="eval_accuracy", seed=0, compile=False)
     settings.update(overrides)
     return TrainConfig(**settings)
 

@@ -32,11 +32,15 @@ def gpt_data(scale: str | None = None, tokenizer=None, block_size: int | None = 
 
 
 def gpt_train_config(scale: str | None = None, **overrides) -> TrainConfig:
-    """Lesson 02's training settings for `scale` (AdamW, warmup, cosine decay)."""
+    """Lesson 02's training settings for `scale` (AdamW, warmup, cosine decay).
+
+    `compile=False`: whether torch.compile pays off depends on how fast the machine is at
+    that moment, and a lesson's numbers must not depend on that (they must repeat).
+    """
     p = preset("gpt", scale)
     settings = dict(lr=p["lr"], max_steps=p["max_steps"], batch_size=p["batch_size"],
                     weight_decay=0.1, betas=(0.9, 0.95), warmup_ratio=0.05, schedule="cosine",
-                    task="lm", eval_batches=20, seed=0)
+                    task="lm", eval_batches=20, seed=0, compile=False)
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -109,7 +113,7 @@ def bert_train_config(scale: str | None = None, **overrides) -> TrainConfig:
     p = preset("bert", scale)
     settings = dict(lr=p["lr"], max_steps=p["max_steps"], batch_size=p["batch_size"],
                     weight_decay=0.01, warmup_ratio=0.05, schedule="cosine", task="lm",
-                    eval_batches=20, seed=0)
+                    eval_batches=20, seed=0, compile=False)
     settings.update(overrides)
     return TrainConfig(**settings)
 
