@@ -40,6 +40,13 @@ def _assets(args: argparse.Namespace) -> int:
     return 0 if all(assets.status().values()) else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(args.model_dir, host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-course", description="Pretraining, transfer learning and fine-tuning, hands on.")
@@ -61,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "install"])
     p.add_argument("names", nargs="*", help="carriers to install (default: all)")
     p.set_defaults(func=_assets)
+
+    p = sub.add_parser("serve", help="serve a fine-tuned classifier over HTTP (lesson 08)")
+    p.add_argument("model_dir", help="a save_pretrained folder with safetensors weights")
+    p.add_argument("--port", type=int, default=8000, help="default: 8000")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="default: 127.0.0.1 (this machine only); 0.0.0.0 opens it to the network")
+    p.set_defaults(func=_serve)
     return parser
 
 
