@@ -27,7 +27,8 @@ def pack_blocks(texts: Sequence[str], tokenizer, block_size: int) -> Dataset:
         raise ValueError(f"block_size={block_size} is too small: use at least 2 (typical 128)")
     eos = tokenizer.eos_token_id
     stream: list[int] = []
-    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    # whole texts first, cut into pieces below: no "longer than the maximum" warning
+    for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
         stream.extend(ids)
         if eos is not None:
             stream.append(eos)
@@ -46,7 +47,8 @@ def tokenize_lines(texts: Sequence[str], tokenizer, max_length: int, min_tokens:
     body = max_length - 2  # room for [CLS] and [SEP]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     rows: list[list[int]] = []
-    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    # whole texts first, cut into pieces below: no "longer than the maximum" warning
+    for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
         for start in range(0, len(ids), body):
             chunk = ids[start:start + body]
             if len(chunk) >= min_tokens:

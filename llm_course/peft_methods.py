@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import io
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,12 @@ import torch
 from torch import nn
 
 from .lora import parameter_counts
+from .models import quiet_loading
 from .train_config import TrainConfig
+
+# peft 0.21 still asks transformers 5 the old name; the warning is theirs, not the learner's
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                        category=FutureWarning)
 
 METHODS: dict[str, str] = {
     "full": "full fine-tuning: every weight trains",
@@ -171,22 +177,6 @@ def training_memory(model: nn.Module, batch: dict[str, torch.Tensor],
     return {"weights_mb": weights / mb, "grads_mb": grads / mb, "adam_mb": adam / mb,
             "activations_mb": activations / mb,
             "total_mb": (weights + grads + adam + activations) / mb}
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Hide transformers' load report and bar (a fresh head is always 'MISSING': we know)."""
-    from transformers.utils import logging
-
-    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-        if bars:
-            logging.enable_progress_bar()
 
 
 def run_method(name: str, build: Callable[[nn.Module], nn.Module], data: dict,

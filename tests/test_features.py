@@ -78,6 +78,15 @@ def test_tfidf_probe_reads_raw_text():
     assert fitted.accuracy(["great great", "so boring"], [1, 0]) == 1.0
 
 
+def test_tfidf_probe_handles_more_than_two_classes():
+    texts = ["shares fell on the market", "the striker scored twice", "the minister won the vote",
+             "profits and shares rose", "a late goal for the striker", "voters and the minister"] * 5
+    labels = [0, 1, 2, 0, 1, 2] * 5
+    fitted = features.tfidf_probe(texts, labels, texts[:6], labels[:6], Cs=(1.0, 10.0))
+    assert fitted.accuracy(["shares of the market", "a goal by the striker", "the vote"],
+                           [0, 1, 2]) == 1.0
+
+
 def test_random_twin_same_shape_new_weights(tiny):
     twin = features.random_twin(tiny, seed=1)
     assert type(twin) is type(tiny)
@@ -97,3 +106,46 @@ def test_subsample_is_stratified_and_seeded():
     assert sum(labels[i] for i in idx) == 4
     assert list(idx) == list(features.subsample(labels, 20, seed=3))
     assert list(features.subsample(labels, 500)) == list(range(100))
+
+
+def test_token_features_keep_the_labelled_positions(tiny):
+    rows = [{"input_ids": [1, 5, 6, 7, 2], "attention_mask": [1] * 5, "labels": [-100, 3, -100, 4, -100]},
+            {"input_ids": [1, 8, 2], "attention_mask": [1] * 3, "labels": [-100, 0, -100]}]
+
+    def collate(batch):
+        width = max(len(r["input_ids"]) for r in batch)
+        pad = lambda key, value: torch.tensor([r[key] + [value] * (width - len(r[key])) for r in batch])
+        return {"input_ids": pad("input_ids", 0), "attention_mask": pad("attention_mask", 0),
+                "labels": pad("labels", -100)}
+
+    out = features.token_features(tiny, rows, collate, layers=2, batch_size=2, precision="fp32")
+    assert [r["labels"].tolist() for r in out] == [[3, 4], [0]]
+    assert out[0]["features"].shape == (2, 32)  # 2 layers x 16
+    alone = features.token_features(tiny, rows[1:], collate, layers=2, precision="fp32")
+    assert torch.allclose(alone[0]["features"], out[1]["features"], atol=1e-5)
+
+
+def test_token_head_trains_with_fit_and_evaluates_entities():
+    from llm_course.evaluate import evaluate
+    from llm_course.train import fit
+    from llm_course.train_config import TrainConfig
+
+    torch.manual_seed(0)
+    names = ["O", "B-x", "I-x"]
+    rows = []
+    for i in range(40):  # the tag is written in the first feature: easy to learn
+        tags = torch.tensor([(i + j) % 3 for j in range(3 + i % 4)])
+        feats = torch.randn(len(tags), 6) * 0.1
+        feats[:, 0] = tags.float()
+        feats[:, 1] = (tags == 1).float()
+        rows.append({"features": feats, "labels": tags})
+    batch = features.pad_token_features(rows[:3])
+    assert batch["features"].shape == (3, 5, 6) and (batch["labels"][0, 3:] == -100).all()
+    head = features.TokenHead(6, names, hidden=16, dropout=0.0)
+    history = fit(head, rows, rows, config=TrainConfig(
+        lr=1e-2, max_steps=150, batch_size=8, task="token-classification", progress=False,
+        plot=False, precision="fp32", compile=False, eval_every=0),
+        collate_fn=features.pad_token_features)
+    result = evaluate(head, rows, task="token-classification",
+                      collate_fn=features.pad_token_features)
+    assert history.steps == 150 and result["accuracy"] > 0.95 and result["f1"] > 0.9
