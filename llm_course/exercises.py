@@ -391,4 +391,5 @@ from llm_course import (  # noqa: E402, F401
     exercise_bank_deploy,
     exercise_bank_finetune,
     exercise_bank_peft,
+    exercise_bank_serve,
 )

@@ -33,6 +33,69 @@ EXPECTED = {
                  "frequency_baseline_accuracy"},
         "check": lambda m: m["mlm_loss_final"] < m["mlm_loss_initial"] - 0.3,
     },
+    "04_transfer_learning": {
+        "keys": {f"probe_accuracy_{name}" for name in ("minilm", "random_minilm", "course_bert",
+                                                         "random_course_bert")}
+        | {"tfidf_accuracy", "ner_f1", "ner_baseline_f1", "learning_curve"},
+        # all-O tags find no entity; MiniLM's probe beats always answering the majority class
+        "check": lambda m: m["ner_baseline_f1"] == 0
+        and m["probe_accuracy_minilm"] > m["majority_accuracy"]
+        and {"minilm", "random_minilm"} <= set(m["learning_curve"]),
+    },
+    "05_fine_tuning": {
+        "keys": {"accuracy_full", "accuracy_topk", "accuracy_head", "best_lr", "topics_accuracy"}
+        | {f"accuracy_{cure}" for cure in ("plain", "dropout", "weight_decay", "early_stopping",
+                                           "augment", "fgm")},
+        "check": lambda m: m["trainable_params"]["full"] > m["trainable_params"]["top-2"]
+        > m["trainable_params"]["head only"] and str(m["best_lr"]) in m["lr_sweep"],
+    },
+    "06_peft": {
+        "keys": {f"{kind}_{method}" for kind in ("accuracy", "trainable_share")
+                 for method in ("full", "head", "lora", "adalora", "prefix", "adapter")}
+        | {"lora_merge_max_abs_diff"},
+        # LoRA starts exactly at the base model, merges exactly, trains a sliver, saves small
+        "check": lambda m: m["lora_init_max_abs_diff"] == 0 and m["lora_merge_max_abs_diff"] < 1e-4
+        and m["trainable_share_lora"] < 0.05 and m["adapter_kb"] < 1024,
+    },
+    "07_domain_adaptation": {
+        "keys": {"accuracy_without_dapt", "accuracy_with_dapt", "general_mlm_loss_before",
+                 "general_mlm_loss_after", "general_mlm_loss_mitigated"},
+        # even a few steps on reviews lower the loss on held-out reviews
+        "check": lambda m: m["domain_mlm_loss_after"] < m["domain_mlm_loss_before"]
+        and 0 < m["unseen_word_rate"] < 1,
+    },
+    "08_deployment": {
+        "keys": {f"{metric}_{variant}" for metric in ("size_mb", "latency_ms_bs1", "latency_ms_bs32",
+                                                      "accuracy")
+                 for variant in ("fp32", "bf16", "int8_dynamic", "prune50", "drop2", "onnx",
+                                 "onnx_int8")}
+        | {"serve_p50_ms", "serve_p95_ms", "serve_rps", "drift_alert_in_domain",
+           "drift_alert_out_of_domain"},
+        # bad requests all get a 4xx; business news trips the drift alert, reviews do not;
+        # the int8 ONNX file is about a quarter of fp32
+        "check": lambda m: m["validation_all_4xx"] and m["serve_errors"] == 0
+        and m["drift_alert_out_of_domain"] and not m["drift_alert_in_domain"]
+        and m["size_mb_onnx_int8"] < 0.35 * m["size_mb_fp32"]
+        and m["serve_p50_ms"] <= m["serve_p95_ms"],
+    },
+    "09a_faq_assistant": {
+        "keys": {"faq_top1", "faq_top5", "faq_handover_rate"},
+        "check": lambda m: m["faq_top1"] > 50 * m["faq_chance_top1"]
+        and m["faq_top5"] >= m["faq_top1"],
+    },
+    "09b_news_monitoring": {
+        "keys": {"finance_shift_accuracy_before", "finance_shift_accuracy_after",
+                 "alert_precision", "alert_recall"},
+        # the topic router keeps most of the business news even at smoke
+        "check": lambda m: m["route_business_recall"] > 0.5
+        and 0 <= m["alert_precision"] <= 1 and 0 <= m["alert_recall"] <= 1,
+    },
+    "09c_recommendation": {
+        "keys": {"rec_ndcg10_model", "rec_ndcg10_popularity"},
+        # the readers' true tastes rank best; new articles reach their fans from text alone
+        "check": lambda m: m["rec_ndcg10_oracle"] > m["rec_ndcg10_model"]
+        and m["rec_cold_start_rank_fans"] < m["rec_cold_start_rank_others"],
+    },
 }
 
 NOTEBOOKS = find_notebooks()
