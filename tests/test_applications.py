@@ -20,22 +20,6 @@ def run(exercise_id, answer, capsys):
     return passed, capsys.readouterr().out
 
 
-# --- exercises ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes_and_its_printed_solution_runs(exercise_id, capsys):
-    ex = exercises.get(exercise_id)
-    passed, out = run(exercise_id, ex.reference, capsys)
-    assert passed and out.startswith(f"PASS  {exercise_id}"), out
-    assert 2 <= len(ex.hints) <= 3
-    ex.solution()
-    source = capsys.readouterr().out
-    namespace = {}
-    exec(source.split("\n", 1)[1], namespace)  # noqa: S102 (the printed code must run alone)
-    passed, out = run(exercise_id, namespace[ex.reference.__name__], capsys)
-    assert passed, out
-
-
 @pytest.mark.parametrize("exercise_id", IDS)
 def test_every_listed_mistake_fails_and_is_named(exercise_id, capsys):
     ex = exercises.get(exercise_id)

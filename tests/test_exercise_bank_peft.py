@@ -9,34 +9,10 @@ import torch
 from llm_course import exercise_bank_peft as bank
 from llm_course import exercises
 
-IDS = ["06.lora_forward", "06.merge_weight", "07.unseen_word_rate", "07.mix_corpora"]
-
 
 def run(exercise_id, answer, capsys, *args):
     passed = exercises.get(exercise_id).check(answer, *args)
     return passed, capsys.readouterr().out
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes_and_the_printed_solution_runs(exercise_id, capsys):
-    ex = exercises.get(exercise_id)
-    passed, out = run(exercise_id, ex.reference, capsys)
-    assert passed and out.startswith(f"PASS  {exercise_id}"), out
-    assert 2 <= len(ex.hints) <= 3
-    ex.solution()
-    source = capsys.readouterr().out
-    namespace = {}
-    exec(source.split("\n", 1)[1], namespace)  # noqa: S102 (the printed code must run)
-    assert run(exercise_id, namespace[ex.reference.__name__], capsys)[0]
-
-
-def test_unattempted_is_todo_not_fail(capsys):
-    def stub(*args):
-        raise NotImplementedError
-
-    for exercise_id in IDS:
-        passed, out = run(exercise_id, stub, capsys)
-        assert not passed and out.startswith("TODO"), out
 
 
 # --- 06.merge_weight ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_registry():
         exercises.register(exercises.get("02.perplexity"))
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
+@pytest.mark.parametrize("exercise_id", exercises.ids())  # every lesson's exercises
 def test_reference_passes_and_hints_and_solution_are_real(exercise_id, capsys):
     ex = exercises.get(exercise_id)
     passed, out = run(exercise_id, ex.reference, capsys)
@@ -48,6 +48,14 @@ def test_reference_passes_and_hints_and_solution_are_real(exercise_id, capsys):
     exec(source.split("\n", 1)[1], namespace)  # noqa: S102 (the point of the test)
     passed, _ = run(exercise_id, namespace[name], capsys)
     assert passed
+
+
+@pytest.mark.parametrize("exercise_id", exercises.ids())
+def test_every_listed_mistake_fails(exercise_id, capsys):
+    ex = exercises.get(exercise_id)
+    for description, wrong in ex.mistakes.items():
+        passed, out = run(exercise_id, wrong, capsys)
+        assert not passed and out.startswith("FAIL"), (description, out)
 
 
 # --- wrong answers fail, and the report says why ------------------------------------------------
@@ -178,7 +186,7 @@ def placeholder(*args):
     raise NotImplementedError  # your code here
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
+@pytest.mark.parametrize("exercise_id", exercises.ids())
 def test_not_implemented_is_not_attempted(exercise_id, capsys):
     passed, out = run(exercise_id, placeholder, capsys)
     assert not passed and out.startswith("TODO") and "not attempted yet" in out
