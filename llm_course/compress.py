@@ -229,11 +229,16 @@ def fit_head(model: nn.Module, tokenizer: Any, texts: Sequence[str], labels: Seq
             enc = tokenizer(list(texts[i:i + 32]), padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             feats.append(base(**enc).pooler_output.float())
-    x = torch.cat(feats).numpy()
-    clf = LogisticRegression(C=c, max_iter=2000).fit(x, np.asarray(labels))
+    x = torch.cat(feats).double().numpy()
+    # standardise, so C means the same whatever the features' scale (after a layer cut the
+    # pooled features can vary by 1e-3 only), then fold the scaling into the head's weights
+    mean, std = x.mean(0), x.std(0) + 1e-12
+    clf = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / std, np.asarray(labels))
     coef = clf.coef_ if clf.coef_.shape[0] > 1 else np.vstack([-clf.coef_, clf.coef_]) / 2
     bias = clf.intercept_ if clf.intercept_.shape[0] > 1 else np.r_[-clf.intercept_,
                                                                      clf.intercept_] / 2
+    coef = coef / std
+    bias = bias - coef @ mean
     with torch.no_grad():
         model.classifier.weight.copy_(torch.as_tensor(coef, dtype=torch.float32))
         model.classifier.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
