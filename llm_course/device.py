@@ -57,3 +57,21 @@ def describe_device() -> dict:
             bf16=cpu_has_fast_bf16(),
         )
     return info
+
+
+def autocast_context(device, precision: str = "auto"):
+    """bf16 autocast where `precision` asks for it ("auto": on CUDA, or a CPU with fast bf16).
+
+    "fp32" (or "auto" on a device without fast bf16) gives a no-op context.
+    """
+    import contextlib
+
+    import torch
+
+    device = torch.device(device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    fast = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
+    if precision == "bf16" or (precision == "auto" and fast):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

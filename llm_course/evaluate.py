@@ -23,6 +23,7 @@ functions names each result.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .device import autocast_context
 
 IGNORE = -100
 Metrics = Callable[..., Any] | dict[str, Callable[..., Any]] | None
@@ -213,11 +216,14 @@ def evaluate(
     id2label: dict[int, str] | None = None,
     max_batches: int | None = None,
     autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    precision: str = "fp32",
     device: torch.device | str | None = None,
 ) -> dict[str, float]:
     """Loss and task metrics of `model` on `dataset` (see the module docstring).
 
     `autocast` is a context-manager factory for mixed precision (fit passes its own);
+    without one, `precision="auto"` evaluates in bf16 where the device is fast at it, as
+    `fit` does (about twice as fast on a CPU with AMX), and "fp32" (the default) does not.
     `max_batches` evaluates only the first batches (in dataset order) to save time.
     """
     from torch.utils.data import DataLoader
@@ -225,7 +231,8 @@ def evaluate(
     task = task or infer_task(model)
     causal = is_causal_lm(model)
     device = device or next(model.parameters()).device
-    autocast = autocast or contextlib.nullcontext
+    if autocast is None:
+        autocast = functools.partial(autocast_context, device, precision)
     if collate_fn is None and hasattr(dataset, "with_format") and dataset.format["type"] is None:
         dataset = dataset.with_format("torch")  # an HF Dataset of Python lists
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)

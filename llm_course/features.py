@@ -25,7 +25,6 @@ one vector, and train only a small classifier on those vectors (a *linear probe*
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -35,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .device import autocast_context
+
 DEFAULT_CS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # for standardised features
 TFIDF_CS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 
@@ -43,17 +44,6 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     """Average of `hidden` (batch, tokens, dim) over the tokens where `attention_mask` is 1."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-
-
-def _autocast(device: torch.device, precision: str):
-    from .device import cpu_has_fast_bf16
-
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    fast = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
-    if precision == "bf16" or (precision == "auto" and fast):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -78,7 +68,7 @@ def embed(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *,
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(device)
-            with _autocast(device, precision):
+            with autocast_context(device, precision):
                 result = body(**enc, output_hidden_states=layer != -1)
             hidden = result.last_hidden_state if layer == -1 else result.hidden_states[layer]
             out[idx] = mean_pool(hidden.float(), enc["attention_mask"]).cpu().numpy()
@@ -203,7 +193,7 @@ def token_features(model: torch.nn.Module, dataset: Any, collate_fn: Callable[[l
         for start in range(0, len(dataset), batch_size):
             batch = collate_fn([dataset[i] for i in range(start, min(start + batch_size,
                                                                        len(dataset)))])
-            with _autocast(device, precision):
+            with autocast_context(device, precision):
                 result = body(input_ids=batch["input_ids"].to(device),
                               attention_mask=batch["attention_mask"].to(device),
                               output_hidden_states=True)

@@ -94,3 +94,14 @@ def test_user_metrics_get_logits_or_predictions():
     assert seen == {"logits": (10, 2), "predictions": (10,)}
     assert result["a"] == 1.0 and result["n"] == 10
     assert {"loss", "accuracy", "macro_f1"} <= set(result)
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_precision_sets_the_evaluation_dtype(precision, dtype):
+    fp32 = evaluate(ToyClassifier(), VectorData(10), task="classification", batch_size=4)
+    model, seen = ToyClassifier(), set()
+    model.lin.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+    result = evaluate(model, VectorData(10), task="classification", batch_size=4,
+                      precision=precision)
+    assert seen == {dtype}
+    assert result["loss"] == pytest.approx(fp32["loss"], rel=0.02)
