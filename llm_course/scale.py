@@ -58,7 +58,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "gpt": {"n_layer": 4, "n_head": 4, "n_embd": 256, "block_size": 128,
                 "batch_size": 16, "max_steps": 1200, "lr": 1e-3},
         "bert": {"num_hidden_layers": 4, "num_attention_heads": 4, "hidden_size": 256,
-                 "max_length": 128, "batch_size": 16, "max_steps": 1200, "lr": 3e-4},
+                 "max_length": 128, "batch_size": 16, "max_steps": 1200, "lr": 1e-3},
         "finetune": {"max_length": 64, "batch_size": 32, "max_steps": 600, "lr": 5e-5},
         "gpt_scaling": {"sizes": [[2, 64], [3, 128], [4, 256]], "max_steps": 150},
         "apps": {"faq_steps": 150, "faq_batch_size": 32, "faq_max_length": 48,
