@@ -1,4 +1,4 @@
-"""A BERT for masked-LM pretraining that scores only the blanks (notebook 03, reused in 07).
+"""A BERT for masked-LM pretraining that scores only the blanks (notebook 03).
 
 In masked-LM training about 15 % of the positions carry a label; the other 85 % are
 ignored by the loss. `BertForMaskedLM` still runs its vocabulary-sized output layer on
