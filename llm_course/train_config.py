@@ -51,6 +51,7 @@ class TrainConfig:
     epochs: float | None = None
     batch_size: int = 16  # per device, per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
+    group_by_length: bool = False  # batches of similar-length examples: less padding (06)
     # -- speed -----------------------------------------------------------------------------
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     compile: bool | str = "auto"  # True | False | "auto" (only for long runs, see train.py)
@@ -146,7 +147,7 @@ class TrainConfig:
         _choice("log_to", self.log_to, LOG_TARGETS)
         if self.log_to == "tensorboard" and self.output_dir is None:
             raise ConfigError("log_to='tensorboard' needs output_dir (logs go to output_dir/tensorboard)")
-        for name in ("progress", "plot"):
+        for name in ("group_by_length", "progress", "plot"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False")
         if not isinstance(self.extra, dict):

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -153,6 +153,34 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) ->
     return order[rank::world]
 
 
+def length_grouped(order: list[int], lengths: Sequence[int], batch_size: int, seed: int,
+                   epoch: int, mega: int = 50) -> list[list[int]]:
+    """`order` cut into batches of similar length, the batches in a shuffled order.
+
+    Each run of `mega` batches of the shuffled order is sorted by length and cut into
+    batches, so a batch pads to nearly its own examples' length instead of the longest in a
+    random draw; shuffling the batches afterwards keeps long and short ones mixed over
+    time. Fixed by (seed, epoch), like `epoch_order` (what Hugging Face's Trainer calls
+    `group_by_length`).
+    """
+    span = batch_size * mega
+    batches = []
+    for i in range(0, len(order), span):
+        chunk = sorted(order[i:i + span], key=lambda j: lengths[j], reverse=True)
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7)
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+
+def example_lengths(dataset: Any) -> list[int]:
+    """Tokens per example of a dataset with an `input_ids` column (for `group_by_length`)."""
+    names = getattr(dataset, "column_names", None) or []
+    if "input_ids" not in names:
+        raise ValueError("group_by_length=True needs a dataset with an 'input_ids' column "
+                         "(tokenized examples); set group_by_length=False for this data")
+    return [len(ids) for ids in dataset["input_ids"]]
+
+
 def micro_batches(dataset: Any, cfg: TrainConfig, collate_fn: Callable | None, start: int = 0,
                   rank: int = 0, world: int = 1, pin_memory: bool = False) -> Iterator[dict]:
     """Yield micro-batches forever, epoch after epoch, skipping the first `start`.
@@ -167,15 +195,22 @@ def micro_batches(dataset: Any, cfg: TrainConfig, collate_fn: Callable | None, s
           "generator": torch.Generator()}  # private generator: never touches the global RNG
     per_epoch = batches_per_epoch(dataset, cfg.batch_size, world)
     if per_epoch is None:  # streaming dataset: read and drop what was already used
+        if cfg.group_by_length:
+            raise ValueError("group_by_length=True needs a dataset with a length, not a stream: "
+                             "set group_by_length=False, or load the data without streaming")
         loader = DataLoader(dataset, batch_size=cfg.batch_size, **kw)
         stream = itertools.chain.from_iterable(loader for _ in itertools.count())
         yield from itertools.islice(stream, start, None)
         return
     epoch, skip = divmod(start, per_epoch)
     bs = cfg.batch_size
+    lengths = example_lengths(dataset) if cfg.group_by_length else None
     while True:
         order = epoch_order(len(dataset), cfg.seed, epoch, rank, world)
-        plan = [order[i:i + bs] for i in range(0, len(order), bs)][skip:]
+        if lengths is None:
+            plan = [order[i:i + bs] for i in range(0, len(order), bs)][skip:]
+        else:
+            plan = length_grouped(order, lengths, bs, cfg.seed, epoch)[skip:]
         yield from DataLoader(dataset, batch_sampler=plan, **kw)
         epoch, skip = epoch + 1, 0
 

@@ -16,6 +16,7 @@ from llm_course.train_parts import (
     choose_precision,
     compile_pays,
     epoch_order,
+    length_grouped,
     make_optimizer,
     micro_batches,
 )
@@ -178,6 +179,39 @@ def test_skipping_micro_batches_resumes_the_same_stream():
     later = micro_batches(data, cfg, None, start=5)
     for expected in first[5:]:
         torch.testing.assert_close(next(later)["x"], expected)
+
+
+def test_length_grouping_pads_less_and_keeps_every_example():
+    lengths = [int(n) for n in torch.randint(5, 200, (1000,), generator=torch.Generator().manual_seed(0))]
+    order = epoch_order(1000, seed=3, epoch=0)
+    plain = [order[i:i + 16] for i in range(0, 1000, 16)]
+    grouped = length_grouped(order, lengths, 16, seed=3, epoch=0, mega=10)
+    assert sorted(i for b in grouped for i in b) == list(range(1000))  # each example once
+    assert grouped == length_grouped(order, lengths, 16, seed=3, epoch=0, mega=10)  # seeded
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    assert padded(grouped) < 0.7 * padded(plain)  # measured 0.59 with these lengths
+    longest_first = sorted(range(len(grouped)), key=lambda k: -max(lengths[i] for i in grouped[k]))
+    assert longest_first != list(range(len(grouped)))  # batches are shuffled, not sorted
+
+
+def test_grouped_stream_resumes_where_it_stopped():
+    from datasets import Dataset
+
+    data = Dataset.from_dict({"input_ids": [[1] * (1 + i % 7) for i in range(40)]})
+    cfg = quiet(batch_size=4, group_by_length=True)
+    ids = lambda batch: [len(x["input_ids"]) for x in batch]  # noqa: E731
+    first = [next(s) for s in [micro_batches(data, cfg, ids)] for _ in range(14)]  # 10 per epoch
+    later = micro_batches(data, cfg, ids, start=6)
+    assert [next(later) for _ in range(8)] == first[6:]
+    assert max(max(b) - min(b) for b in first) <= 1  # 40 examples, 7 lengths: near-equal batches
+
+
+def test_group_by_length_needs_token_ids():
+    with pytest.raises(ValueError, match="input_ids"):
+        next(micro_batches(VectorData(10), quiet(batch_size=3, group_by_length=True), None))
 
 
 def test_no_weight_decay_on_biases_and_norms():
