@@ -1,4 +1,4 @@
-"""A BERT for masked-LM pretraining that scores only the blanks (notebook 03).
+"""A BERT for masked-LM pretraining that scores only the blanks (notebooks 03 and 07).
 
 In masked-LM training about 15 % of the positions carry a label; the other 85 % are
 ignored by the loss. `BertForMaskedLM` still runs its vocabulary-sized output layer on
@@ -9,6 +9,8 @@ forward pass, the weights are the same, and checkpoints load as plain `BertForMa
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +34,13 @@ class SparseHeadBertForMaskedLM(BertForMaskedLM):
         logits = self.cls(hidden[blanks])            # (n_blanks, vocab): the head runs here only
         loss = F.cross_entropy(logits.float(), labels[blanks])
         return MaskedLMOutput(loss=loss, logits=logits)
+
+    @classmethod
+    def from_model(cls, model: BertForMaskedLM) -> SparseHeadBertForMaskedLM:
+        """A sparse-head copy of a loaded `BertForMaskedLM` (`model` itself is left as it is)."""
+        sparse = cls(copy.deepcopy(model.config))
+        sparse.load_state_dict(model.state_dict())
+        return sparse.to(model.device)
 
     def save_pretrained(self, save_directory, **kwargs) -> None:
         """Save as a plain `BertForMaskedLM`, so any transformers install loads it."""

@@ -60,3 +60,19 @@ def test_saves_as_a_plain_bert_for_masked_lm(tmp_path):
     loaded = BertForMaskedLM.from_pretrained(tmp_path).eval()
     b = batch()
     torch.testing.assert_close(loaded(**b).logits, sparse.eval()(**b).logits)
+
+
+def test_from_model_copies_a_loaded_bert():
+    sparse, dense = tiny_pair()
+    copy = SparseHeadBertForMaskedLM.from_model(dense)
+    assert type(copy) is SparseHeadBertForMaskedLM and copy is not dense
+    copy.eval(), dense.eval()
+    b = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(copy(**b).logits, dense(**b).logits)
+    # the output layer stays tied to the word embeddings, and the original is untouched
+    assert copy.cls.predictions.decoder.weight.data_ptr() == copy.bert.embeddings.word_embeddings.weight.data_ptr()
+    with torch.no_grad():
+        copy.bert.embeddings.word_embeddings.weight.add_(1.0)
+    assert not torch.equal(copy.bert.embeddings.word_embeddings.weight,
+                           dense.bert.embeddings.word_embeddings.weight)
