@@ -70,7 +70,7 @@ def dapt_train_config(scale: str | None = None, **overrides) -> TrainConfig:
     p = preset("dapt", scale)
     settings = dict(lr=p["dapt_lr"], max_steps=p["dapt_steps"], batch_size=p["batch_size"],
                     weight_decay=0.01, warmup_ratio=0.06, schedule="linear", task="lm",
-                    eval_batches=10, compile=False, seed=0)
+                    eval_batches=10, group_by_length=True, compile=False, seed=0)
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -81,6 +81,6 @@ def classifier_train_config(scale: str | None = None, **overrides) -> TrainConfi
     settings = dict(lr=p["finetune_lr"], max_steps=p["finetune_steps"],
                     batch_size=p["batch_size"], warmup_ratio=0.1, schedule="linear",
                     weight_decay=0.01, task="classification", best_metric="eval_accuracy",
-                    eval_batches=10, compile=False, seed=0)
+                    eval_batches=10, group_by_length=True, compile=False, seed=0)
     settings.update(overrides)
     return TrainConfig(**settings)

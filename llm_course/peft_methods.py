@@ -38,7 +38,7 @@ warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprec
 
 METHODS: dict[str, str] = {
     "full": "full fine-tuning: every weight trains",
-    "head": "head only: the encoder is frozen, only the new classifier trains",
+    "head": "head only: the encoder is frozen, only the pooler and the new classifier train",
     "lora": "LoRA (peft): low-rank updates of query and value",
     "adalora": "AdaLoRA (peft): LoRA whose ranks move to where they help most",
     "prefix": "prefix tuning (peft): trainable keys and values in front of every layer",
@@ -207,7 +207,7 @@ def run_method(name: str, build: Callable[[nn.Module], nn.Module], data: dict,
                       collate_fn=data["collator"])
     seconds = time.perf_counter() - start
     test = evaluate(model, data["test"], task="classification", collate_fn=data["collator"],
-                    batch_size=64)
+                    batch_size=64, precision="auto")
     sample = data["collator"]([data["train"][i] for i in range(min(config.batch_size,
                                                                    len(data["train"])))])
     memory = training_memory(model, sample, history.precision)
