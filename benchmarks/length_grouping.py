@@ -40,10 +40,11 @@ def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
 
 
 def main() -> None:
-    from llm_course.finetune import classification_data, finetune_config
-    from llm_course.models import load_pretrained, quiet_loading
-    from llm_course.train import fit
-    from llm_course.train_parts import epoch_order, length_grouped
+    from llm_course.finetuning.tasks import classification_data
+    from llm_course.models.loading import load_pretrained, quiet_loading
+    from llm_course.training.batches import epoch_order, length_grouped
+    from llm_course.training.config import recipe_config
+    from llm_course.training.loop import fit
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=40, help="timed steps per run")
@@ -68,7 +69,7 @@ def main() -> None:
 
     def run(grouped: bool, steps: int) -> float:
         base.load_state_dict(state)
-        cfg = finetune_config("laptop", max_steps=steps, batch_size=BATCH, eval_every=0,
+        cfg = recipe_config("finetune", "laptop", max_steps=steps, batch_size=BATCH, eval_every=0,
                               eval_batches=1, progress=False, plot=False,
                               group_by_length=grouped)
         t0 = time.perf_counter()

@@ -85,7 +85,7 @@ def trainer(model, data, steps: int) -> None:
 
 def fit_with(precision: str):
     def run(model, data, steps: int) -> None:
-        from llm_course.train import TrainConfig, fit
+        from llm_course.training.loop import TrainConfig, fit
 
         kw = {} if precision == "auto" else {"precision": precision}
         cfg = TrainConfig(max_steps=steps, batch_size=BATCH, lr=1e-4, **kw)

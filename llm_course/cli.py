@@ -8,15 +8,15 @@ import time
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import doctor
+    from llm_course.env.doctor import doctor
 
     report = doctor(probe_hub=not args.no_hub)
     return 1 if report["fixes"] else 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import format_results, run_course
-    from .scale import resolve_scale
+    from llm_course.env.scale import resolve_scale
+    from llm_course.runner import format_results, run_course
 
     scale = resolve_scale(args.scale)
     start = time.time()
@@ -30,18 +30,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _assets(args: argparse.Namespace) -> int:
-    from . import assets
+    from llm_course.env import assets
 
     if args.action == "install":
         return assets.install(args.names or None)
-    from .data import catalog, format_catalog
+    from llm_course.catalog import catalog, format_catalog
 
     print(format_catalog(catalog()))
     return 0 if all(assets.status().values()) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from llm_course.deployment.serve import serve
 
     serve(args.model_dir, host=args.host, port=args.port)
     return 0

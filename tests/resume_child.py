@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import torch
+from testkit import TokenData, tiny_gpt
 from torch.utils.data import default_collate
-from train_testkit import TokenData, tiny_gpt
 
-from llm_course.train import fit
+from llm_course.training.loop import fit
 
 
 def main(output_dir: str, ready: str, stall_after: int) -> None:

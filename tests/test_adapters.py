@@ -1,11 +1,12 @@
-"""Bottleneck adapters (llm_course.adapters, notebook 06_peft): exact start, what trains."""
+"""Bottleneck adapters (llm_course.finetuning.adapters, notebook 06_peft): exact start, what trains."""
 
 import pytest
+import testkit
 import torch
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
-from llm_course.adapters import (
+from llm_course.finetuning.adapters import (
     BottleneckAdapter,
     WithAdapter,
     adapter_state_dict,
@@ -16,11 +17,7 @@ HIDDEN, LAYERS, M = 32, 2, 4
 
 
 def tiny_bert() -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=32,
-                        num_labels=2)
-    return BertForSequenceClassification(config).eval()
+    return testkit.tiny_bert(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_labels=2).eval()
 
 
 @pytest.fixture

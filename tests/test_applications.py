@@ -1,5 +1,5 @@
 """Lesson 09's applications: retrieval with hand-over, news monitoring, text-based
-recommendation (llm_course.retrieval / monitoring / recommend), and their exercises."""
+recommendation (llm_course.applications.retrieval / monitoring / recommend), and their exercises."""
 
 import math
 
@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from testkit import tiny_bert
 
-from llm_course import exercise_bank_deploy as bank
-from llm_course import exercises, monitoring, recommend, retrieval
+from llm_course import exercises
+from llm_course.applications import monitoring, recommend, retrieval
+from llm_course.exercises import lesson_09a as bank
 
 IDS = ["09a.cosine_top_k", "09a.top_k_accuracy", "09b.rolling_zscore",
        "09b.alert_precision_recall", "09c.ndcg_at_k", "09c.user_profiles"]
@@ -95,17 +97,10 @@ def test_threshold_is_chosen_by_utility_and_reported():
     assert threshold == 0.0
 
 
-def _tiny_encoder():
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    return BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
-                                num_attention_heads=2, intermediate_size=32,
-                                max_position_embeddings=32), add_pooling_layer=False)
-
-
 def test_pair_encoder_loss_is_cross_entropy_over_the_batch_and_trains():
-    model = retrieval.PairEncoder(_tiny_encoder(), temperature=0.1)
+    encoder = tiny_bert("base", add_pooling_layer=False, vocab_size=50, hidden_size=16,
+                        num_hidden_layers=1)
+    model = retrieval.PairEncoder(encoder, temperature=0.1)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 50, (8, 6), generator=g)
     mask = torch.ones_like(ids)
@@ -183,12 +178,7 @@ def test_daily_share_counts_empty_days():
 
 
 def test_predict_proba_returns_probabilities_in_order():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=32, num_labels=3))
+    model = tiny_bert(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_labels=3)
 
     class Tok:
         def __call__(self, texts, **kw):
@@ -276,3 +266,50 @@ def test_click_model_learns_that_similarity_and_popularity_both_matter():
     assert model.weights["text"] > 0 and model.weights["popularity"] > 0
     scores = model.scores(recommend.user_profiles(vecs, early), vecs, pop)
     assert scores.shape == (80, 120)
+
+
+# --- the lessons' data files (applications/data/) ---------------------------------------------------
+
+
+def test_faq_test_questions_load_in_order():
+    paraphrases, outside = retrieval.faq_paraphrases(), retrieval.faq_out_of_scope()
+    assert len(paraphrases) == 100 and len(outside) == 24  # even: the lesson alternates halves
+    assert all(type(p) is tuple and len(p) == 2 for p in paraphrases)
+    assert all(type(s) is str and s and s == s.strip() for p in paraphrases for s in p)
+    assert all(type(s) is str and s and s == s.strip() for s in outside)
+    assert paraphrases[0] == ("I can't remember my login password", "I forgot my password.")
+    assert paraphrases[-1] == ("define capitalism", "what is capitalism")
+    assert outside[0] == "I want a refund for my order"
+    assert outside[-1] == "my insurance claim has not been answered"
+    wordings, meant = [w for w, _ in paraphrases], [m for _, m in paraphrases]
+    assert len(set(wordings)) == 100 and len(set(meant)) == 100 and len(set(outside)) == 24
+    assert not set(wordings) & set(outside) and all(w != m for w, m in paraphrases)
+    assert "Which artist painted, “Guernica”?" in meant  # read as UTF-8, quotes kept
+
+
+def test_finance_headlines_load_in_order():
+    rows = monitoring.finance_headlines()
+    assert len(rows) == 66
+    assert all(type(r) is tuple and len(r) == 2 and all(type(s) is str for s in r) for r in rows)
+    assert rows[0] == ("Cannabis hopes for drug firm", "positive")
+    assert rows[-1] == ("US in EU tariff chaos trade row", "negative")
+    sentiments = [s for _, s in rows]
+    assert sentiments.count("negative") == 34 and sentiments.count("positive") == 32
+    texts = [t for t, _ in rows]
+    assert len(set(texts)) == 66 and all(t and t == t.strip() and "\t" not in t for t in texts)
+    assert "Chinese exports rise 25% in 2004" in texts
+
+
+def test_application_data_files_ship_and_are_described():
+    import tomllib
+    from importlib.resources import files
+    from pathlib import Path
+
+    data = files("llm_course.applications") / "data"
+    names = sorted(p.name for p in data.iterdir() if p.is_file())
+    assert names == ["README.md", "faq_test_questions.json", "finance_headlines.tsv"]
+    readme = (data / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in readme for name in names if name != "README.md")
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml")
+                              .read_text())
+    assert "data/*" in pyproject["tool"]["setuptools"]["package-data"]["llm_course.applications"]

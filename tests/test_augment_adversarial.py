@@ -4,9 +4,9 @@ import random
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from testkit import tiny_bert
 
-from llm_course import adversarial, augment
+from llm_course.finetuning import adversarial, augment
 
 
 def test_word_dropout_drops_about_p_and_keeps_one_word():
@@ -61,11 +61,8 @@ def test_fgm_perturbation_has_norm_epsilon_per_example():
 
 @pytest.fixture
 def tiny_classifier():
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=16, num_labels=2,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    return BertForSequenceClassification(config)
+    return tiny_bert(vocab_size=30, hidden_size=16, num_hidden_layers=1, max_position_embeddings=16,
+                     num_labels=2, dropout=0.0)
 
 
 def test_fgm_model_is_the_model_in_eval_and_adds_the_attack_in_training(tiny_classifier):
@@ -87,8 +84,8 @@ def test_fgm_model_is_the_model_in_eval_and_adds_the_attack_in_training(tiny_cla
 
 
 def test_fgm_model_trains_with_fit(tiny_classifier):
-    from llm_course.train import fit
-    from llm_course.train_config import TrainConfig
+    from llm_course.training.config import TrainConfig
+    from llm_course.training.loop import fit
 
     data = [{"input_ids": torch.randint(3, 30, (6,)), "attention_mask": torch.ones(6, dtype=torch.long),
              "labels": torch.tensor(i % 2)} for i in range(16)]

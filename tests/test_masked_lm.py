@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import torch
+from testkit import tiny_bert_config
 from transformers import BertConfig, BertForMaskedLM
 
-from llm_course.masked_lm import SparseHeadBertForMaskedLM
+from llm_course.models.masked_lm import SparseHeadBertForMaskedLM
 
 
 def tiny_pair():
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=16,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = tiny_bert_config(vocab_size=50, hidden_size=32, num_hidden_layers=2,
+                              max_position_embeddings=16, dropout=0.0)
     torch.manual_seed(0)
     sparse = SparseHeadBertForMaskedLM(config)
     dense = BertForMaskedLM(config)

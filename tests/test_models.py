@@ -1,19 +1,19 @@
-"""llm_course.models: configs, offline pretrained models and course checkpoints."""
+"""llm_course.models.loading: configs, offline pretrained models and course checkpoints."""
 
 import os
-import sys
 import time
-import types
 
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from llm_course import assets
-from llm_course import models as M
-from llm_course.data import HubUnavailableError
-from llm_course.scale import preset
+from llm_course.env import assets
+from llm_course.env.hub import HubUnavailableError
+from llm_course.env.scale import preset
+from llm_course.models import loading as M
+from llm_course.models.configs import bert_config, gpt_config, gpt_parameters
+from llm_course.models.parameters import count_parameters
 
 SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "the film was good fun"] * 5
 
@@ -37,18 +37,18 @@ def home(tmp_path, monkeypatch):
 
 
 def test_configs_follow_the_presets(tiny_tokenizer):
-    gpt = M.gpt_config("smoke")
+    gpt = gpt_config("smoke")
     p = preset("gpt", "smoke")
     assert (gpt.n_layer, gpt.n_head, gpt.n_embd, gpt.n_positions) == (
         p["n_layer"], p["n_head"], p["n_embd"], p["block_size"])
     assert gpt.vocab_size == preset("tokenizer", "smoke")["vocab_size"]
     assert gpt.bos_token_id == gpt.eos_token_id == gpt.pad_token_id == 0
-    fitted = M.gpt_config("smoke", tokenizer=tiny_tokenizer, n_layer=1)
+    fitted = gpt_config("smoke", tokenizer=tiny_tokenizer, n_layer=1)
     assert fitted.vocab_size == len(tiny_tokenizer) and fitted.n_layer == 1
     assert fitted.eos_token_id == tiny_tokenizer.eos_token_id < fitted.vocab_size
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        M.gpt_config("smoke", vocab_size=100, eos_token_id=50256)
-    bert = M.bert_config("laptop", vocab_size=1000)
+        gpt_config("smoke", vocab_size=100, eos_token_id=50256)
+    bert = bert_config("laptop", vocab_size=1000)
     b = preset("bert", "laptop")
     assert (bert.num_hidden_layers, bert.hidden_size, bert.intermediate_size) == (
         b["num_hidden_layers"], b["hidden_size"], 4 * b["hidden_size"])
@@ -56,12 +56,12 @@ def test_configs_follow_the_presets(tiny_tokenizer):
 
 
 def test_count_parameters_matches_the_catalog_formula():
-    model = GPT2LMHeadModel(M.gpt_config("smoke"))
-    total, trainable = M.count_parameters(model)
-    assert total == trainable == M._gpt_params("smoke")  # tied embeddings counted once
+    model = GPT2LMHeadModel(gpt_config("smoke"))
+    total, trainable = count_parameters(model)
+    assert total == trainable == gpt_parameters("smoke")  # tied embeddings counted once
     for p in model.transformer.h.parameters():
         p.requires_grad = False
-    assert M.count_parameters(model)[1] < total
+    assert count_parameters(model)[1] < total
 
 
 def test_minilm_loads_for_classification_and_tagging():
@@ -76,13 +76,13 @@ def test_minilm_loads_for_classification_and_tagging():
     with torch.no_grad():
         logits = model(**batch).logits
     assert logits.shape == (2, batch["input_ids"].shape[1], 5)
-    total, _ = M.count_parameters(M.load_pretrained("minilm")[0])
+    total, _ = count_parameters(M.load_pretrained("minilm")[0])
     assert 22_000_000 < total < 23_000_000
 
 
 def test_course_checkpoint_round_trip(home, tiny_tokenizer):
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(M.gpt_config("smoke", tokenizer=tiny_tokenizer)).eval()
+    model = GPT2LMHeadModel(gpt_config("smoke", tokenizer=tiny_tokenizer)).eval()
     folder = M.save_course_model("course-gpt", model, tiny_tokenizer, scale="smoke",
                                  metrics={"val_loss": 5.5})
     assert folder == home / "checkpoints" / "course-gpt" / "smoke"
@@ -103,17 +103,15 @@ def test_course_checkpoint_round_trip(home, tiny_tokenizer):
     assert row["present"] and "saved: smoke" in row["offline_source"]
 
 
-def test_missing_course_model_is_built_by_the_recipe(home, tiny_tokenizer, monkeypatch, capsys):
+def test_missing_course_model_is_built_by_its_registered_builder(home, tiny_tokenizer, monkeypatch, capsys):
     built = []
 
-    def build_course_model(name, scale):
-        built.append((name, scale))
-        model = GPT2LMHeadModel(M.gpt_config(scale, tokenizer=tiny_tokenizer))
-        M.save_course_model(name, model, tiny_tokenizer, scale=scale)
+    def build_course_gpt(scale):
+        built.append(("course-gpt", scale))
+        model = GPT2LMHeadModel(gpt_config(scale, tokenizer=tiny_tokenizer))
+        M.save_course_model("course-gpt", model, tiny_tokenizer, scale=scale)
 
-    recipes = types.ModuleType("llm_course.recipes")
-    recipes.build_course_model = build_course_model
-    monkeypatch.setitem(sys.modules, "llm_course.recipes", recipes)
+    monkeypatch.setitem(M.COURSE_BUILDERS, "course-gpt", build_course_gpt)
     M.load_pretrained("course-gpt", task="causal-lm", scale="smoke")
     assert built == [("course-gpt", "smoke")]
     assert "building it now" in capsys.readouterr().out
@@ -148,7 +146,7 @@ def test_bad_task_and_missing_things(home, monkeypatch):
                     reason="slow (about 20 s and 540 MB on disk): set LLM_COURSE_SLOW_TESTS=1")
 def test_smollm2_loads_and_generates(home):
     model, tok = M.load_pretrained("smollm2", task="causal-lm")
-    assert 134_000_000 < M.count_parameters(model)[0] < 135_000_000
+    assert 134_000_000 < count_parameters(model)[0] < 135_000_000
     ids = tok("The capital of France is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == ids["input_ids"].shape[1] + 3

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from packaging.requirements import Requirement
 
-from llm_course import links
-from llm_course.assets import CARRIERS
+from llm_course.env import links
+from llm_course.env.assets import CARRIERS
 
 ROOT = Path(__file__).resolve().parent.parent
 

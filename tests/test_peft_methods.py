@@ -1,21 +1,18 @@
-"""Method-comparison helpers (llm_course.peft_methods, notebook 06_peft)."""
+"""Method-comparison helpers (llm_course.finetuning.peft_methods, notebook 06_peft)."""
 
 import pytest
+import testkit
 import torch
 from peft import AdaLoraConfig, PrefixTuningConfig, get_peft_model
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
-from llm_course import peft_methods as pm
+from llm_course.finetuning import peft_methods as pm
 
 HIDDEN, LAYERS = 32, 2
 
 
 def tiny_bert() -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=32,
-                        num_labels=2)
-    return BertForSequenceClassification(config).eval()
+    return testkit.tiny_bert(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_labels=2).eval()
 
 
 @pytest.fixture
@@ -106,14 +103,15 @@ def test_freeze_all_but_and_folder_size(tmp_path):
 
 
 def test_run_method_end_to_end_on_a_few_reviews():
-    from llm_course.finetune import classification_data, finetune_config
-    from llm_course.models import load_pretrained
+    from llm_course.finetuning.tasks import classification_data
+    from llm_course.models.loading import load_pretrained
+    from llm_course.training.config import recipe_config
 
     _, tokenizer = load_pretrained("minilm")
     data = classification_data("sentiment", tokenizer, scale="smoke", max_length=16)
     data.update(train=data["train"].select(range(8)), validation=data["validation"].select(range(8)),
                 test=data["test"].select(range(8)))
-    config = finetune_config("smoke", max_steps=2, batch_size=4, eval_every=0, progress=False,
+    config = recipe_config("finetune", "smoke", max_steps=2, batch_size=4, eval_every=0, progress=False,
                              plot=False)
     model, row = pm.run_method("head", lambda m: pm.freeze_all_but(m, "classifier"), data, config,
                                scale="smoke")

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from llm_course.lm_data import pack_blocks, token_counts, tokenize_lines, unigram_entropy
-from llm_course.tokenizer import as_transformers, train_tokenizer
+from llm_course.data.lm_data import pack_blocks, token_counts, tokenize_lines, unigram_entropy
+from llm_course.data.tokenizer import as_transformers, train_tokenizer
 
 TEXTS = list(topics.values())[:150]
 

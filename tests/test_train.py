@@ -1,5 +1,5 @@
 """The training loop: exact gradient accumulation, divergence guard, early stopping,
-crash-safe resume, metrics through fit, memory estimate (llm_course.train)."""
+crash-safe resume, metrics through fit, memory estimate (llm_course.training.loop)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_testkit import TokenData, ToyClassifier, VectorData, quiet, tiny_gpt
+from testkit import TokenData, ToyClassifier, VectorData, quiet, tiny_gpt
 
-from llm_course import compute
-from llm_course.checkpoint import CheckpointMismatch, latest_checkpoint
-from llm_course.evaluate import count_items, evaluate
-from llm_course.train import TrainingDiverged, fit
+from llm_course.training import cost
+from llm_course.training.checkpoint import CheckpointMismatch, latest_checkpoint
+from llm_course.training.evaluate import count_items, evaluate
+from llm_course.training.loop import TrainingDiverged, fit
 
 HERE = Path(__file__).parent
 
@@ -129,18 +129,18 @@ def test_lm_run_reports_perplexity_and_precision_line(capsys):
 # -- memory estimate -------------------------------------------------------------------------------
 def test_estimate_memory_says_if_it_fits(monkeypatch):
     model = tiny_gpt()
-    ok = compute.estimate_memory(model, quiet(batch_size=8), device="cpu")
+    ok = cost.estimate_memory(model, quiet(batch_size=8), device="cpu")
     assert ok["fits"] and "fits" in ok["message"] and ok["total_gb"] > ok["weights_gb"]
 
-    monkeypatch.setattr(compute, "available_memory", lambda device=None: (0.4 * 2**30, "this T4 has"))
-    big = compute.estimate_memory(model, quiet(batch_size=4096), device="cpu", seq_len=1024)
+    monkeypatch.setattr(cost, "available_memory", lambda device=None: (0.4 * 2**30, "this T4 has"))
+    big = cost.estimate_memory(model, quiet(batch_size=4096), device="cpu", seq_len=1024)
     assert not big["fits"] and big["suggested_batch_size"] < 4096
     assert "this T4 has" in big["message"]
     assert f"try batch_size={big['suggested_batch_size']}" in big["message"]
 
 
 def test_fit_refuses_a_run_that_cannot_fit(monkeypatch):
-    monkeypatch.setattr(compute, "available_memory", lambda device=None: (10.0, "this device has"))
+    monkeypatch.setattr(cost, "available_memory", lambda device=None: (10.0, "this device has"))
     with pytest.raises(MemoryError, match="will not fit even at batch_size=1"):
         fit(ToyClassifier(), VectorData(16), config=quiet(max_steps=1))
 

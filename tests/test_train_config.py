@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llm_course.train_config import ConfigError, TrainConfig
+from llm_course.env.scale import RECIPES, SCALES, preset
+from llm_course.training.config import ConfigError, TrainConfig, recipe_config
 
 
 @pytest.mark.parametrize(
@@ -63,3 +64,20 @@ def test_numpy_numbers_are_accepted():
     np = pytest.importorskip("numpy")
     cfg = TrainConfig(lr=np.float64(1e-3), batch_size=np.int64(8))
     assert cfg.batch_size == 8
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_a_valid_config_at_every_scale(name, scale):
+    section, lr, steps, batch = RECIPES[name]["preset"]
+    cfg = recipe_config(name, scale)
+    p = preset(section, scale)
+    assert (cfg.lr, cfg.max_steps, cfg.batch_size) == (p[lr], p[steps], p[batch])
+    for key, value in RECIPES[name]["settings"].items():
+        assert getattr(cfg, key) == value, key
+    assert recipe_config(name, scale, lr=1e-4, seed=7).lr == 1e-4
+
+
+def test_recipe_config_names_the_known_recipes():
+    with pytest.raises(ValueError, match="choose one of"):
+        recipe_config("gtp")

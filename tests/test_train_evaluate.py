@@ -1,4 +1,4 @@
-"""Evaluation metrics on tiny known inputs, and item counting (llm_course.evaluate)."""
+"""Evaluation metrics on tiny known inputs, and item counting (llm_course.training.evaluate)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from train_testkit import TokenData, ToyClassifier, VectorData, tiny_gpt
+from testkit import TokenData, ToyClassifier, VectorData, tiny_gpt
 
-from llm_course.evaluate import (
+from llm_course.training.evaluate import (
     classification_metrics,
     count_items,
     evaluate,

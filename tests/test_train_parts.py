@@ -1,5 +1,5 @@
 """Pieces around the loop: live view, widgets, compute receipt, checkpoints, data order,
-precision choice (llm_course.live_plot, widgets, compute, checkpoint, train_parts)."""
+precision choice (llm_course.training: live_plot, widgets, cost, checkpoint, batches, precision)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ import json
 
 import pytest
 import torch
-from train_testkit import ToyClassifier, VectorData, quiet
+from testkit import ToyClassifier, VectorData, quiet
 
-from llm_course import compute, live_plot
-from llm_course.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
-from llm_course.history import History
-from llm_course.train_parts import (
-    choose_precision,
-    compile_pays,
-    epoch_order,
-    length_grouped,
-    make_optimizer,
-    micro_batches,
-)
+from llm_course.training import cost, live_plot
+from llm_course.training.batches import epoch_order, length_grouped, micro_batches
+from llm_course.training.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
+from llm_course.training.compilation import compile_pays
+from llm_course.training.history import History
+from llm_course.training.optimizer import make_optimizer
+from llm_course.training.precision import choose_precision
 
 ROWS = [{"step": 1, "train_loss": 3.0, "lr": 1e-3, "tokens_per_s": 1000.0},
         {"step": 2, "train_loss": 2.5, "eval_loss": 2.7, "eval_accuracy": 0.4},
@@ -97,7 +93,7 @@ def test_history_df_and_plot():
 
 # -- widgets -------------------------------------------------------------------------------------------
 def test_panel_headless_returns_at_once_and_button_trains():
-    from llm_course.widgets import hyperparameter_panel
+    from llm_course.training.widgets import hyperparameter_panel
 
     calls = []
     panel = hyperparameter_panel(quiet(max_steps=5, batch_size=8), calls.append)
@@ -112,8 +108,8 @@ def test_panel_headless_returns_at_once_and_button_trains():
 
 
 def test_panel_runs_fit_and_keeps_errors_visible():
-    from llm_course.train import fit
-    from llm_course.widgets import hyperparameter_panel
+    from llm_course.training.loop import fit
+    from llm_course.training.widgets import hyperparameter_panel
 
     panel = hyperparameter_panel(
         quiet(max_steps=3, batch_size=8), show=False,
@@ -125,27 +121,27 @@ def test_panel_runs_fit_and_keeps_errors_visible():
     assert isinstance(panel.last_error, ZeroDivisionError) and not panel.button.disabled
 
 
-# -- compute -------------------------------------------------------------------------------------------
+# -- cost ----------------------------------------------------------------------------------------------
 def test_matmul_peak_is_measured_once_and_cached(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(compute, "measure_matmul_peak",
+    monkeypatch.setattr(cost, "measure_matmul_peak",
                         lambda device, precision="fp32", seconds=0.4: calls.append(1) or 1e11)
-    assert compute.matmul_peak("cpu", "fp32") == 1e11
-    assert compute.matmul_peak("cpu", "fp32") == 1e11
+    assert cost.matmul_peak("cpu", "fp32") == 1e11
+    assert cost.matmul_peak("cpu", "fp32") == 1e11
     assert len(calls) == 1
     cache = json.loads((tmp_path / "home" / "matmul_peak.json").read_text())
     assert list(cache.values()) == [1e11]
 
 
 def test_receipt_numbers_and_text(monkeypatch):
-    monkeypatch.setattr(compute, "matmul_peak", lambda device=None, precision="fp32": 1e12)
+    monkeypatch.setattr(cost, "matmul_peak", lambda device=None, precision="fp32": 1e12)
     model = ToyClassifier()
-    r = compute.compute_receipt(model, device="cpu", precision="fp32", steps=10, tokens=1000,
+    r = cost.compute_receipt(model, device="cpu", precision="fp32", steps=10, tokens=1000,
                                 examples=10, seconds=2.0)
     assert r["params_total"] == r["params_trainable"] == 18
     assert r["tokens_per_s"] == 500 and r["achieved_flops"] == 6 * 18 * 1000 / 2.0
     assert r["utilisation"] == pytest.approx(r["achieved_flops"] / 1e12)
-    text = compute.format_receipt(r)
+    text = cost.format_receipt(r)
     assert "500 tokens/s" in text and "matmul peak" in text and "peak" in text
 
 
@@ -222,12 +218,12 @@ def test_no_weight_decay_on_biases_and_norms():
 
 
 def test_precision_choice_on_cpu(monkeypatch):
-    from llm_course import train_parts
+    from llm_course.training import precision
 
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
-    monkeypatch.setattr(train_parts, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
     assert choose_precision("auto", "cpu")[0] == "bf16"
-    monkeypatch.setattr(train_parts, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
     precision, why = choose_precision("auto", "cpu")
     assert precision == "fp32" and "no fast bf16" in why
     precision, why = choose_precision("fp16", "cpu")

@@ -1,0 +1,196 @@
+"""Scale presets: one knob that every notebook obeys (taught in 00_setup).
+
+`smoke` runs each notebook in seconds (CI), `laptop` in minutes on a CPU with real
+learning, `gpu` at full size on a Colab T4 to A100. The presets are plain data, keyed
+by scale and then by the part of the course that reads them; change them here.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+SCALES = ("smoke", "laptop", "gpu")
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "smoke": {
+        # dataset sizes: examples per split (None = everything the source has)
+        "data": {"train": 400, "validation": 100, "test": 100, "corpus_chars": 300_000},
+        "tokenizer": {"vocab_size": 2048, "vocab_sizes": [256, 512, 1024, 2048]},
+        "gpt": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64,
+                "batch_size": 8, "max_steps": 40, "lr": 3e-3},
+        "bert": {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 64,
+                 "max_length": 64, "batch_size": 8, "max_steps": 40, "lr": 3e-3},
+        "finetune": {"max_length": 48, "batch_size": 16, "max_steps": 20, "lr": 5e-5},
+        # lesson 02's scaling experiment: (n_layer, n_embd) per model, same tokens for each
+        "gpt_scaling": {"sizes": [[1, 32], [2, 64]], "max_steps": 20},
+        # lesson 09: FAQ retrieval, news monitoring, recommendation
+        "apps": {"faq_steps": 8, "faq_batch_size": 16, "faq_max_length": 48,
+                 "finance_adapt_steps": 5, "finance_folds": 3, "stream_days": 120,
+                 "rec_items": 300, "rec_users": 200, "rec_themes": 10, "rec_max_length": 64,
+                 "rec_steps": 5, "rec_batch_size": 16},
+        # lesson 04: frozen features, linear probes, a frozen-encoder NER head
+        "transfer": {"embed_max_length": 64, "curve_sizes": [20, 50, 100], "curve_draws": 2,
+                     "ner_steps": 10, "ner_lr": 2e-3, "ner_batch_size": 16},
+        # lesson 05: partial fine-tuning, a learning-rate sweep, few-label cures, topics
+        "finetune_lab": {"compare_steps": 8, "top_k": 2, "head_lr": 1e-3,
+                         "sweep_lrs": [1e-5, 1e-3], "sweep_steps": 4, "few_labels": 40,
+                         "cure_steps": 6, "cure_batch_size": 8, "eval_examples": 64,
+                         "topics_steps": 6, "topics_max_length": 64},
+        # lesson 06: six ways to fine-tune MiniLM on sentiment, then LoRA on a causal LM
+        "peft": {"model": "minilm", "max_length": 48, "batch_size": 16, "scratch_steps": 4,
+                 "steps": {"full": 5, "head": 5, "lora": 5, "adalora": 5, "prefix": 5,
+                           "adapter": 5},
+                 "lr": {"full": 5e-5, "head": 2e-3, "lora": 1e-3, "adalora": 1e-2,
+                        "prefix": 1e-2, "adapter": 1e-3},
+                 "lora_r": 8, "lora_alpha": 16, "adalora_init_r": 12, "adalora_target_r": 4,
+                 "prefix_tokens": 10, "adapter_size": 32,
+                 "causal_model": "course-gpt", "causal_steps": 10, "causal_lr": 2e-3,
+                 "causal_block_size": 64, "causal_batch_size": 8},
+        # lesson 07: continued masked-LM pretraining of course-bert on review text
+        "dapt": {"model": "course-bert", "max_length": 48, "batch_size": 16,
+                 "dapt_steps": 10, "dapt_lr": 5e-4, "finetune_steps": 10, "finetune_lr": 2e-4,
+                 "general_share": 0.5, "eval_examples": 200},
+        # lesson 08: how much to measure (texts, timing repeats, variants, load test, drift)
+        "deploy": {"eval_texts": 100, "repeats": 3, "sparsities": [0.5], "drop_layers": 2,
+                   "repair_texts": 100, "latency_samples": 20, "load_requests": 40,
+                   "concurrency": 4, "drift_texts": 100},
+    },
+    "laptop": {
+        "data": {"train": None, "validation": None, "test": None, "corpus_chars": None},
+        "tokenizer": {"vocab_size": 8192, "vocab_sizes": [512, 1024, 2048, 4096, 8192, 16384]},
+        "gpt": {"n_layer": 4, "n_head": 4, "n_embd": 256, "block_size": 128,
+                "batch_size": 16, "max_steps": 700, "lr": 1e-3},
+        "bert": {"num_hidden_layers": 4, "num_attention_heads": 4, "hidden_size": 256,
+                 "max_length": 128, "batch_size": 16, "max_steps": 1200, "lr": 1e-3},
+        "finetune": {"max_length": 64, "batch_size": 32, "max_steps": 600, "lr": 5e-5},
+        "gpt_scaling": {"sizes": [[2, 64], [3, 128], [4, 192]], "max_steps": 100},
+        "apps": {"faq_steps": 150, "faq_batch_size": 32, "faq_max_length": 48,
+                 "finance_adapt_steps": 40, "finance_folds": 3, "stream_days": 120,
+                 "rec_items": None, "rec_users": 600, "rec_themes": 30, "rec_max_length": 128,
+                 "rec_steps": 100, "rec_batch_size": 32},
+        "transfer": {"embed_max_length": 64, "curve_sizes": [50, 200, 1000], "curve_draws": 5,
+                     "ner_steps": 600, "ner_lr": 2e-3, "ner_batch_size": 32},
+        "finetune_lab": {"compare_steps": 250, "top_k": 2, "head_lr": 1e-3,
+                         "sweep_lrs": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3], "sweep_steps": 60,
+                         "few_labels": 200, "cure_steps": 60, "cure_batch_size": 16,
+                         "eval_examples": 500, "topics_steps": 100, "topics_max_length": 128},
+        "peft": {"model": "minilm", "max_length": 64, "batch_size": 32, "scratch_steps": 30,
+                 "steps": {"full": 300, "head": 150, "lora": 450, "adalora": 150,
+                           "prefix": 150, "adapter": 150},
+                 "lr": {"full": 5e-5, "head": 2e-3, "lora": 1e-3, "adalora": 1e-2,
+                        "prefix": 1e-2, "adapter": 1e-3},
+                 "lora_r": 8, "lora_alpha": 16, "adalora_init_r": 12, "adalora_target_r": 4,
+                 "prefix_tokens": 20, "adapter_size": 64,
+                 "causal_model": "course-gpt", "causal_steps": 150, "causal_lr": 2e-3,
+                 "causal_block_size": 128, "causal_batch_size": 16},
+        "dapt": {"model": "course-bert", "max_length": 64, "batch_size": 32,
+                 "dapt_steps": 300, "dapt_lr": 5e-4, "finetune_steps": 400, "finetune_lr": 2e-4,
+                 "general_share": 0.5, "eval_examples": 1000},
+        "deploy": {"eval_texts": None, "repeats": 7, "sparsities": [0.3, 0.5, 0.7, 0.9],
+                   "drop_layers": 2, "repair_texts": 2000, "latency_samples": 100,
+                   "load_requests": 300, "concurrency": 8, "drift_texts": 400},
+    },
+    "gpu": {
+        "data": {"train": None, "validation": None, "test": None, "corpus_chars": None},
+        "tokenizer": {"vocab_size": 16384, "vocab_sizes": [1024, 4096, 8192, 16384, 32768]},
+        "gpt": {"n_layer": 8, "n_head": 8, "n_embd": 512, "block_size": 256,
+                "batch_size": 32, "max_steps": 5000, "lr": 6e-4},
+        "bert": {"num_hidden_layers": 8, "num_attention_heads": 8, "hidden_size": 512,
+                 "max_length": 128, "batch_size": 64, "max_steps": 5000, "lr": 2e-4},
+        "finetune": {"max_length": 128, "batch_size": 32, "max_steps": 2000, "lr": 3e-5},
+        "gpt_scaling": {"sizes": [[2, 128], [4, 256], [8, 512]], "max_steps": 1000},
+        "apps": {"faq_steps": 400, "faq_batch_size": 64, "faq_max_length": 48,
+                 "finance_adapt_steps": 60, "finance_folds": 3, "stream_days": 120,
+                 "rec_items": None, "rec_users": 2000, "rec_themes": 30, "rec_max_length": 256,
+                 "rec_steps": 400, "rec_batch_size": 64},
+        "transfer": {"embed_max_length": 128, "curve_sizes": [50, 200, 1000], "curve_draws": 5,
+                     "ner_steps": 1500, "ner_lr": 2e-3, "ner_batch_size": 32},
+        "finetune_lab": {"compare_steps": 1500, "top_k": 2, "head_lr": 1e-3,
+                         "sweep_lrs": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3], "sweep_steps": 300,
+                         "few_labels": 200, "cure_steps": 150, "cure_batch_size": 16,
+                         "eval_examples": 1000, "topics_steps": 400, "topics_max_length": 256},
+        "peft": {"model": "minilm", "max_length": 128, "batch_size": 32, "scratch_steps": 100,
+                 "steps": {"full": 1000, "head": 1000, "lora": 1000, "adalora": 1000,
+                           "prefix": 1000, "adapter": 1000},
+                 "lr": {"full": 3e-5, "head": 2e-3, "lora": 5e-4, "adalora": 1e-3,
+                        "prefix": 1e-2, "adapter": 1e-3},
+                 "lora_r": 8, "lora_alpha": 16, "adalora_init_r": 12, "adalora_target_r": 4,
+                 "prefix_tokens": 20, "adapter_size": 64,
+                 "causal_model": "smollm2", "causal_steps": 300, "causal_lr": 5e-4,
+                 "causal_block_size": 256, "causal_batch_size": 8},
+        "dapt": {"model": "course-bert", "max_length": 128, "batch_size": 64,
+                 "dapt_steps": 2000, "dapt_lr": 3e-4, "finetune_steps": 1000,
+                 "finetune_lr": 1e-4, "general_share": 0.5, "eval_examples": 2000},
+        "deploy": {"eval_texts": 2000, "repeats": 10, "sparsities": [0.3, 0.5, 0.7, 0.9],
+                   "drop_layers": 2, "repair_texts": 4000, "latency_samples": 200,
+                   "load_requests": 1000, "concurrency": 16, "drift_texts": 400},
+    },
+}
+
+
+# How each lesson's recipe trains (TrainConfig fields; `llm_course.training.config.recipe_config`
+# builds the config). "preset" names the section of PRESETS and its keys that hold the
+# learning rate, the number of steps and the batch size, which change with the scale; the
+# "settings" are the same at every scale.
+RECIPES: dict[str, dict] = {
+    # lesson 02: AdamW with GPT-style betas and weight decay, short warmup, cosine decay.
+    # compile=False: whether torch.compile pays depends on how busy the machine is, and a
+    # lesson's numbers must repeat.
+    "gpt": {"preset": ("gpt", "lr", "max_steps", "batch_size"),
+            "settings": {"weight_decay": 0.1, "betas": (0.9, 0.95), "warmup_ratio": 0.05,
+                         "schedule": "cosine", "task": "lm", "eval_batches": 20, "seed": 0,
+                         "compile": False}},
+    # lesson 03. BERT puts its layer norm after each block (post-LN) and is touchy about the
+    # rate: with dropout on, 1e-3 kept it on the unigram plateau for 1,200 laptop steps; with
+    # dropout off (new_bert) 1e-3 reached 11.7 % masked accuracy, 6e-4 11.1 %, 3e-4 10.1 %.
+    "bert": {"preset": ("bert", "lr", "max_steps", "batch_size"),
+             "settings": {"weight_decay": 0.01, "warmup_ratio": 0.1, "schedule": "cosine",
+                          "task": "lm", "eval_batches": 20, "seed": 0, "compile": False}},
+    # lesson 05: a small rate with 10 % warmup and linear decay, weight decay 0.01
+    "finetune": {"preset": ("finetune", "lr", "max_steps", "batch_size"),
+                 "settings": {"warmup_ratio": 0.1, "schedule": "linear", "weight_decay": 0.01,
+                              "task": "classification", "best_metric": "eval_accuracy",
+                              "seed": 0, "compile": False}},
+    # lesson 07: continued masked-LM pretraining (lesson 03's objective), on grouped batches
+    "dapt": {"preset": ("dapt", "dapt_lr", "dapt_steps", "batch_size"),
+             "settings": {"weight_decay": 0.01, "warmup_ratio": 0.06, "schedule": "linear",
+                          "task": "lm", "eval_batches": 10, "group_by_length": True,
+                          "compile": False, "seed": 0}},
+    # lesson 07: fine-tuning the small encoder on sentiment after (or without) adaptation
+    "dapt_classifier": {"preset": ("dapt", "finetune_lr", "finetune_steps", "batch_size"),
+                        "settings": {"warmup_ratio": 0.1, "schedule": "linear",
+                                     "weight_decay": 0.01, "task": "classification",
+                                     "best_metric": "eval_accuracy", "eval_batches": 10,
+                                     "group_by_length": True, "compile": False, "seed": 0}},
+}
+
+
+def resolve_scale(scale: str | None = None) -> str:
+    """Return the scale to use: the argument, else $LLM_COURSE_SCALE, else gpu/laptop.
+
+    `None` means: the `LLM_COURSE_SCALE` environment variable if set, otherwise `gpu`
+    when CUDA is available, otherwise `laptop`.
+    """
+    if scale is None:
+        scale = os.environ.get("LLM_COURSE_SCALE") or None
+    if scale is None:
+        import torch
+
+        scale = "gpu" if torch.cuda.is_available() else "laptop"
+    scale = str(scale).strip().lower()
+    if scale not in SCALES:
+        raise ValueError(
+            f"unknown scale {scale!r}: choose one of {', '.join(SCALES)} "
+            "(or set LLM_COURSE_SCALE to one of them)"
+        )
+    return scale
+
+
+def preset(section: str, scale: str | None = None) -> dict:
+    """A copy of the preset `section` (e.g. "gpt", "data") for `scale`."""
+    scale = resolve_scale(scale)
+    sections = PRESETS[scale]
+    if section not in sections:
+        raise KeyError(f"no preset section {section!r}; known: {', '.join(sorted(sections))}")
+    return copy.deepcopy(sections[section])
