@@ -20,8 +20,11 @@ module (`from llm_course.training.loop import fit`).
 
 from llm_course import course_models as _course_models  # noqa: F401 - registers the cold-start builders
 from llm_course.env.doctor import doctor
+from llm_course.env.quiet import hide_unactionable_messages
 from llm_course.env.record import check_band, receipt, record, recorded
 from llm_course.env.scale import PRESETS, preset, resolve_scale
+
+hide_unactionable_messages()
 
 __version__ = "0.1.0"
 __all__ = ["PRESETS", "check_band", "doctor", "preset", "receipt", "record", "recorded", "resolve_scale"]

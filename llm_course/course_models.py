@@ -89,8 +89,9 @@ def course_classifier(dataset: str = "sentiment", scale: str | None = None):
     folder = course_checkpoint_dir(name, scale)
     if not (folder / "config.json").exists():
         print(f"No {name} model for scale {scale!r} yet (lesson 05 fine-tunes it): "
-              "fine-tuning MiniLM now with lesson 05's recipe, once.")
-        result = finetune_classifier("minilm", dataset, scale, progress=False, plot=False)
+              "fine-tuning MiniLM now with lesson 05's recipe, once (a few minutes at "
+              "laptop; the bar below shows how far it is).")
+        result = finetune_classifier("minilm", dataset, scale, plot=False)
         save_course_model(name, result["model"], result["tokenizer"], scale,
                           metrics={f"test_{k}": v for k, v in result["test"].items()})
     return load_pretrained(str(folder), task="sequence-classification")

@@ -121,6 +121,8 @@ def test_lm_run_reports_perplexity_and_precision_line(capsys):
     out = capsys.readouterr().out
     assert out.startswith("precision: ") and "auto:" in out.splitlines()[0]
     assert "Compute receipt" in out and "tokens/s" in out
+    fit(tiny_gpt(seed=0), TokenData(64, seed=1), config=quiet(max_steps=2, verbose=False))
+    assert capsys.readouterr().out == ""  # a quiet run in a loop prints nothing
     assert history.final_eval["eval_perplexity"] == pytest.approx(
         torch.tensor(history.final_eval["eval_loss"]).exp().item(), rel=1e-6)
     assert history.receipt["tokens"] == 6 * 8 * 16

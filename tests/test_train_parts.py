@@ -4,7 +4,9 @@ precision choice (llm_course.training: live_plot, widgets, cost, checkpoint, bat
 from __future__ import annotations
 
 import json
+import math
 
+import ipywidgets
 import pytest
 import torch
 from testkit import ToyClassifier, VectorData, quiet
@@ -72,6 +74,34 @@ def test_notebook_view_updates_one_display_in_place(monkeypatch):
     assert shown[0][1].data[:4] == b"\x89PNG"
 
 
+def test_plot_inside_a_widget_output_updates_an_image_widget(monkeypatch):
+    # display updates made inside an ipywidgets Output (a panel's button) never reach the
+    # page, so there the live plot must be a widget whose value changes
+    import IPython.display
+    import ipywidgets
+
+    shown = []
+    monkeypatch.setattr(live_plot, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda obj, display_id=False: shown.append(obj))
+    view = live_plot.LiveView("auto", min_interval=0)
+    with live_plot.inside_widget_output():
+        view.update(ROWS[:1])
+        first = view._widget.value
+        view.update(ROWS[:2])
+        view.close(ROWS)
+    assert len(shown) == 1 and isinstance(shown[0], ipywidgets.Image)
+    assert shown[0].value[:4] == b"\x89PNG" and shown[0].value != first
+    assert live_plot._widget_output_depth == 0
+
+
+def test_plot_gets_wider_when_eval_metrics_appear():
+    fig = live_plot.draw_history([{"step": 1, "train_loss": 3.0}])
+    narrow = fig.get_size_inches()[0]
+    fig = live_plot.draw_history(ROWS, fig)
+    assert len(fig.axes) == 2 and fig.get_size_inches()[0] == pytest.approx(2 * narrow)
+
+
 def test_plot_env_switch(monkeypatch):
     monkeypatch.setenv("LLM_COURSE_PLOT", "none")
     lines: list[str] = []
@@ -105,6 +135,26 @@ def test_panel_headless_returns_at_once_and_button_trains():
     assert len(calls) == 1 and calls[0].lr == pytest.approx(1e-3) and calls[0].batch_size == 4
     assert panel.changes() == {"lr": pytest.approx(1e-3), "batch_size": 4}
     assert not panel.button.disabled and panel.last_error is None
+
+
+@pytest.mark.parametrize("lr, max_steps", [(3e-3, 40), (1e-3, 5), (5e-5, 300), (2e-3, 700),
+                                           (1e-3, 1200), (6e-4, 5000)])
+def test_untouched_panel_keeps_the_preset_after_the_browser_snaps_it(lr, max_steps):
+    # The browser snaps each slider to its grid and sends the value back. The grids pass
+    # through the starting values, and float noise from the round trip is no change.
+    from llm_course.training.widgets import hyperparameter_panel
+
+    start = quiet(lr=lr, max_steps=max_steps, batch_size=8)
+    panel = hyperparameter_panel(start, lambda cfg: cfg, show=False)
+    for control in panel.controls.values():
+        if isinstance(control, ipywidgets.FloatLogSlider):  # a grid of exponents
+            k = round((math.log10(control.value) - control.min) / control.step)
+            control.value = control.base ** (control.min + k * control.step)
+        elif isinstance(control, (ipywidgets.IntSlider, ipywidgets.FloatSlider)):
+            k = round((control.value - control.min) / control.step)
+            control.value = type(control.value)(control.min + k * control.step)
+    assert panel.changes() == {}
+    assert panel.config_from_widgets() == start
 
 
 def test_panel_runs_fit_and_keeps_errors_visible():

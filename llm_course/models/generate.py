@@ -43,11 +43,15 @@ def sampling_panel(model, tokenizer, prompt: str = "The history of the city", se
     """Prompt, temperature, top-k, top-p sliders and a Generate button (lesson 02)."""
     import ipywidgets as widgets
 
-    text = widgets.Text(value=prompt, description="prompt", layout=widgets.Layout(width="90%"))
+    wide = {"style": {"description_width": "110px"}, "layout": widgets.Layout(width="420px")}
+    text = widgets.Text(value=prompt, description="prompt", style=wide["style"],
+                        layout=widgets.Layout(width="90%"))
     temperature = widgets.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.1,
-                                      description="temperature")
-    top_k = widgets.IntSlider(value=40, min=0, max=200, step=5, description="top-k (0=off)")
-    top_p = widgets.FloatSlider(value=0.95, min=0.05, max=1.0, step=0.05, description="top-p")
+                                      description="temperature", **wide)
+    top_k = widgets.IntSlider(value=40, min=0, max=200, step=5, description="top-k (0 = off)",
+                              **wide)
+    top_p = widgets.FloatSlider(value=0.95, min=0.05, max=1.0, step=0.05, description="top-p",
+                                **wide)
     button = widgets.Button(description="Generate", button_style="primary")
     out = widgets.Output()
 

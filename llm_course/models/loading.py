@@ -111,7 +111,8 @@ def save_course_model(name: str, model: PreTrainedModel, tokenizer: PreTrainedTo
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{scale}.saving-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    with no_progress_bars():  # "Writing model shards" for one small file is noise
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     total, trainable = count_parameters(model)
     meta = {"name": name, "scale": scale, "metrics": metrics or {}, "params": total,
@@ -227,7 +228,9 @@ def load_pretrained(name: str, task: str = "base", num_labels: int | None = None
         kwargs["local_files_only"] = True  # offline: the local cache is all we can use
     auto_class = getattr(transformers, TASKS[task])
     try:
-        model = auto_class.from_pretrained(where, **kwargs)
+        # a download keeps its progress bar; a local load ("Loading weights") does not need one
+        with contextlib.nullcontext() if from_hub else no_progress_bars():
+            model = auto_class.from_pretrained(where, **kwargs)
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             where, **({"local_files_only": True} if kwargs.get("local_files_only") else {}))
     except OSError as err:
@@ -296,12 +299,24 @@ def quiet_loading() -> Iterator[None]:
     """Hide transformers' load report and bar (a fresh head is always 'MISSING': we know)."""
     from transformers.utils import logging
 
-    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    level = logging.get_verbosity()
     logging.set_verbosity_error()
+    try:
+        with no_progress_bars():
+            yield
+    finally:
+        logging.set_verbosity(level)
+
+
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """Switch transformers' own progress bars off for a moment (loads and saves on disk)."""
+    from transformers.utils import logging
+
+    bars = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()
     try:
         yield
     finally:
-        logging.set_verbosity(level)
         if bars:
             logging.enable_progress_bar()

@@ -72,6 +72,7 @@ class TrainConfig:
     log_to: str | None = None  # None | "tensorboard" (into output_dir/tensorboard)
     progress: bool = True  # tqdm progress bar
     plot: bool = True  # live plot in notebooks, periodic text lines elsewhere
+    verbose: bool = True  # False: no precision line and no receipt (a loop of small runs)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, saved with checkpoints
 
     def __post_init__(self) -> None:
@@ -147,7 +148,7 @@ class TrainConfig:
         _choice("log_to", self.log_to, LOG_TARGETS)
         if self.log_to == "tensorboard" and self.output_dir is None:
             raise ConfigError("log_to='tensorboard' needs output_dir (logs go to output_dir/tensorboard)")
-        for name in ("group_by_length", "progress", "plot"):
+        for name in ("group_by_length", "progress", "plot", "verbose"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False")
         if not isinstance(self.extra, dict):

@@ -275,7 +275,8 @@ def format_receipt(r: dict[str, Any]) -> str:
         f"  data       {r['tokens']:,} tokens, {r['examples']:,} examples, {r['steps']:,} steps"
         f" in {r['train_seconds']:.1f} s",
         f"  speed      {r['tokens_per_s']:,.0f} tokens/s ({r['examples_per_s']:,.1f} examples/s)"
-        if r["tokens"] else f"  speed      {r['examples_per_s']:,.1f} examples/s",
+        " on average over the run (the progress bar shows the latest steps)"
+        if r["tokens"] else f"  speed      {r['examples_per_s']:,.1f} examples/s on average",
     ]
     unit = "tokens" if r["tokens"] else "examples"
     achieved = f"{r['achieved_flops'] / 1e12:.3f} TFLOP/s achieved (6·N·{unit})"

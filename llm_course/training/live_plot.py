@@ -3,8 +3,11 @@
 
 In Jupyter (JupyterLab, Colab, VS Code) the loss curves (train and eval) and the eval
 metrics are redrawn in place: one output is created with `display(..., display_id=True)` and
-updated. Redrawing costs tens of milliseconds, so it is throttled: never more often than
-every `min_interval` seconds, and never more than about 1 % of the elapsed time.
+updated. Inside an ipywidgets `Output` (a panel's *Train* button) the front end drops such
+updates, so there the plot is an `ipywidgets.Image` whose value is replaced instead (the
+panel says so with `inside_widget_output()`). Redrawing costs tens of milliseconds, so it
+is throttled: never more often than every `min_interval` seconds (`LLM_COURSE_PLOT_INTERVAL`
+overrides it), and never more than about 1 % of the elapsed time.
 
 Without a notebook kernel (a script, a terminal, CI) the same information comes as a short
 text line every `text_interval` seconds and after every evaluation.
@@ -14,15 +17,29 @@ text line every `text_interval` seconds and after every evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 LOWER_IS_BETTER = ("loss", "perplexity")
+_widget_output_depth = 0  # > 0 while code runs inside an ipywidgets Output (a button callback)
+
+
+@contextlib.contextmanager
+def inside_widget_output() -> Iterator[None]:
+    """Mark code that runs inside an ipywidgets `Output`: live plots then draw into an
+    `ipywidgets.Image`, because display updates made there never reach the page."""
+    global _widget_output_depth
+    _widget_output_depth += 1
+    try:
+        yield
+    finally:
+        _widget_output_depth -= 1
 
 
 def in_notebook() -> bool:
@@ -51,6 +68,7 @@ def draw_history(rows: Sequence[dict[str, Any]], fig: Any = None, title: str | N
     ncols = 2 if metric_names else 1
     if fig is None:
         fig = Figure(figsize=(5.2 * ncols, 3.4), layout="constrained")
+    fig.set_size_inches(5.2 * ncols, 3.4)  # eval metrics may appear after the first draw
     fig.clear()
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     ax = axes[0]
@@ -63,7 +81,7 @@ def draw_history(rows: Sequence[dict[str, Any]], fig: Any = None, title: str | N
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     if ax.has_data():
-        ax.legend(loc="upper right")
+        ax.legend(loc="best")
     if title:
         ax.set_title(title, fontsize=10)
     if metric_names:
@@ -75,7 +93,7 @@ def draw_history(rows: Sequence[dict[str, Any]], fig: Any = None, title: str | N
         ax2.set_xlabel("step")
         ax2.set_ylabel("eval metric")
         ax2.grid(alpha=0.3)
-        ax2.legend(loc="lower right")
+        ax2.legend(loc="best")
     return fig
 
 
@@ -117,13 +135,15 @@ class LiveView:
         self.mode = mode
         self.total_steps = total_steps
         self.title = title
-        self.min_interval = min_interval
+        interval = os.environ.get("LLM_COURSE_PLOT_INTERVAL", "").strip()
+        self.min_interval = float(interval) if interval else min_interval
         self.text_interval = text_interval
         self.write = write
         self._start = time.perf_counter()
         self._last = -math.inf
         self._draw_cost = 0.0
         self._handle = None
+        self._widget = None  # an ipywidgets.Image, inside a widget Output
         self._fig = None
         self._shown = None  # the (step, row count) last shown
         self._printed_eval = 0
@@ -158,11 +178,18 @@ class LiveView:
         self._fig = draw_history(rows, self._fig, self.title)
         buf = io.BytesIO()
         self._fig.savefig(buf, format="png", dpi=80)
-        image = Image(data=buf.getvalue(), format="png")
-        if self._handle is None:
-            self._handle = display(image, display_id=True)
+        png = buf.getvalue()
+        if self._widget is None and self._handle is None and _widget_output_depth > 0:
+            import ipywidgets
+
+            self._widget = ipywidgets.Image(value=png, format="png")
+            display(self._widget)
+        elif self._widget is not None:
+            self._widget.value = png  # a widget update reaches the page from anywhere
+        elif self._handle is None:
+            self._handle = display(Image(data=png, format="png"), display_id=True)
         else:
-            self._handle.update(image)
+            self._handle.update(Image(data=png, format="png"))
 
     def close(self, rows: Sequence[dict[str, Any]]) -> None:
         """Show the final state once more (always), then release the figure."""

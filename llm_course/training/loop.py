@@ -87,7 +87,8 @@ def fit(
     accelerator = make_accelerator(precision)
     device, world, main = accelerator.device, accelerator.num_processes, accelerator.is_main_process
     say = print if main else _quiet
-    say(f"precision: {precision} ({why})")
+    chatty = say if cfg.verbose else _quiet  # verbose=False keeps to what went wrong
+    chatty(f"precision: {precision} ({why})")
     _seed_everything(cfg.seed)
     model.to(device)
     train_model = model if world == 1 else accelerator.prepare_model(model)  # DDP under launch
@@ -201,7 +202,7 @@ def fit(
         if done % log_every == 0 or done == total_steps:
             row = _log_train(state, interval, lr, norm_value, per_epoch, history, done)
             pbar.set_postfix(loss=f"{row['train_loss']:.4f}", lr=f"{lr:.2e}",
-                             tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
+                             recent_tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
             write_scalars(writer, row, done)
         if eval_dataset is not None and ((eval_every and done % eval_every == 0)
                                          or done == total_steps):
@@ -242,7 +243,7 @@ def fit(
             and state["best"].get("step") != state["step"]:
         model.load_state_dict(best_weights)
         history.best["restored"] = True
-        say(f"restored the best weights: step {state['best']['step']}, "
+        chatty(f"restored the best weights: step {state['best']['step']}, "
             f"{state['best']['metric']} {state['best']['value']:.4g}")
     tokens = _sum_over_processes(state["tokens"], accelerator)
     examples = _sum_over_processes(state["examples"], accelerator)
@@ -250,7 +251,7 @@ def fit(
         history.receipt = compute_receipt(
             model, device=str(device), precision=precision, steps=state["step"], tokens=tokens,
             examples=examples, seconds=state["train_seconds"], compiled=history.compiled)
-        say(format_receipt(history.receipt))
+        chatty(format_receipt(history.receipt))
     view.close(history.rows)
     if writer is not None:
         writer.close()

@@ -14,6 +14,7 @@ cell. Tests can press the button with `panel.button.click()`.
 
 from __future__ import annotations
 
+import math
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import ipywidgets as w
 
 from llm_course.training.config import PRECISIONS, SCHEDULES, TrainConfig
+from llm_course.training.live_plot import inside_widget_output
 
 DEFAULT_FIELDS = ("lr", "batch_size", "max_steps", "warmup", "weight_decay", "schedule",
                   "grad_accum", "precision", "seed")
@@ -33,7 +35,12 @@ def _controls(config: TrainConfig, fields: Sequence[str]) -> dict[str, Any]:
     c: dict[str, Any] = {}
     for name in fields:
         if name == "lr":
-            c["lr"] = w.FloatLogSlider(value=config.lr, base=10, min=-6, max=0, step=0.1,
+            # the slider's grid of exponents passes through the starting value, so the
+            # browser, which snaps a slider to its grid, keeps it (1e-6 ... 1 otherwise)
+            exponent, step = math.log10(config.lr), 0.1
+            low = exponent - step * math.floor((exponent + 6) / step + 1e-9)
+            high = low + step * math.ceil(-low / step - 1e-9)
+            c["lr"] = w.FloatLogSlider(value=config.lr, base=10, min=low, max=high, step=step,
                                        readout_format=".1e", description="learning rate")
         elif name == "batch_size":
             options = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, config.batch_size})
@@ -42,8 +49,10 @@ def _controls(config: TrainConfig, fields: Sequence[str]) -> dict[str, Any]:
         elif name == "max_steps":
             if config.max_steps is not None:
                 top = max(1000, 4 * config.max_steps)
-                c["max_steps"] = w.IntSlider(value=config.max_steps, min=1, max=top,
-                                             step=max(1, top // 200), description="steps")
+                step = max(1, top // 200)
+                c["max_steps"] = w.IntSlider(value=config.max_steps,
+                                             min=config.max_steps % step or step, max=top,
+                                             step=step, description="steps")
             else:
                 epochs = 1.0 if config.epochs is None else float(config.epochs)
                 c["epochs"] = w.FloatSlider(value=epochs, min=0.1, max=max(20.0, epochs),
@@ -103,8 +112,12 @@ class HyperparameterPanel(w.VBox):
                           w.HBox([self.button, self.status]), self.output])
 
     def changes(self) -> dict[str, Any]:
-        """The fields whose widget was moved, with their new values."""
-        return {k: c.value for k, c in self.controls.items() if c.value != self._initial[k]}
+        """The fields whose widget was moved, with their new values.
+
+        A float the browser sent back rounded to its slider's grid (1e-3 as
+        0.0010000000000000002) is no move: the starting config stays exactly as it was.
+        """
+        return {k: c.value for k, c in self.controls.items() if not _same(c.value, self._initial[k])}
 
     def config_from_widgets(self) -> TrainConfig:
         """The starting config with the moved widgets' values (validated)."""
@@ -119,7 +132,8 @@ class HyperparameterPanel(w.VBox):
             try:
                 cfg = self.config_from_widgets()
                 print("training with", self.changes() or "the starting values")
-                self.results.append(self.on_train(cfg))
+                with inside_widget_output():  # so the live plot updates in place here
+                    self.results.append(self.on_train(cfg))
                 self.status.value = "done"
             except Exception as err:  # noqa: BLE001 - show it, keep the panel usable
                 self.last_error = err
@@ -146,3 +160,9 @@ def hyperparameter_panel(config: TrainConfig, on_train: Callable[[TrainConfig], 
         if get_ipython() is not None:
             display(panel)
     return panel
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    return a == b

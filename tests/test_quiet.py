@@ -1,0 +1,28 @@
+"""Messages a learner cannot act on are hidden once `llm_course` is imported (env/quiet.py)."""
+
+import subprocess
+import sys
+
+BUILD_AND_TRAIN_A_GPT = """
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=1, vocab_size=20,
+                                   bos_token_id=0, eos_token_id=0))
+ids = torch.tensor([[1, 2, 3]])
+model(input_ids=ids, labels=ids).loss.backward()
+import os
+print("bars off:", os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS"))
+"""
+
+
+def run(prelude: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", prelude + BUILD_AND_TRAIN_A_GPT],
+                          capture_output=True, text=True, check=True, timeout=120)
+
+
+def test_loss_type_warning_is_hidden_and_map_bars_are_off():
+    plain = run("")
+    assert "loss_type=None" in plain.stderr  # what a learner saw without the filter
+    quiet = run("import llm_course\n")
+    assert "loss_type=None" not in quiet.stderr
+    assert "bars off: 1" in quiet.stdout
