@@ -102,6 +102,14 @@ def test_plot_gets_wider_when_eval_metrics_appear():
     assert len(fig.axes) == 2 and fig.get_size_inches()[0] == pytest.approx(2 * narrow)
 
 
+def test_plot_of_a_share_starts_at_zero():
+    # an accuracy that moves by 1e-4 must not fill the panel as if it jumped
+    rows = [{"step": 4, "eval_loss": 7.0, "eval_accuracy": 0.03502},
+            {"step": 8, "eval_loss": 6.9, "eval_accuracy": 0.03512}]
+    low, high = live_plot.draw_history(rows).axes[1].get_ylim()
+    assert low == 0 and high >= 0.05
+
+
 def test_plot_env_switch(monkeypatch):
     monkeypatch.setenv("LLM_COURSE_PLOT", "none")
     lines: list[str] = []

@@ -90,6 +90,9 @@ def draw_history(rows: Sequence[dict[str, Any]], fig: Any = None, title: str | N
             pts = [(r["step"], r[key]) for r in rows if _finite(r.get(key))]
             xs, ys = zip(*pts, strict=True)
             ax2.plot(xs, ys, "o-", label=key.removeprefix("eval_"), markersize=3)
+        values = [r[k] for r in rows for k in metric_names if _finite(r.get(k))]
+        if values and 0 <= min(values) and max(values) <= 1:  # shares: an axis from 0, so
+            ax2.set_ylim(0, min(1.02, max(0.05, 1.15 * max(values))))  # noise looks flat
         ax2.set_xlabel("step")
         ax2.set_ylabel("eval metric")
         ax2.grid(alpha=0.3)
