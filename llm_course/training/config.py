@@ -17,6 +17,8 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from llm_course.env.scale import RECIPES, preset
+
 SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TASKS = (None, "lm", "classification", "token-classification")
@@ -221,8 +223,6 @@ def recipe_config(name: str, scale: str | None = None, **overrides: Any) -> Trai
     The settings come from `llm_course.env.scale.RECIPES` (the same at every scale) and the
     preset section it names (learning rate, steps and batch size); `overrides` win.
     """
-    from llm_course.env.scale import RECIPES, preset
-
     if name not in RECIPES:
         raise ValueError(f"no training recipe {name!r}: choose one of {', '.join(RECIPES)}")
     section, lr, steps, batch = RECIPES[name]["preset"]
