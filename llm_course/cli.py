@@ -1,10 +1,31 @@
-"""The `llm-course` command line: doctor, run, assets (and serve, lesson 08)."""
+"""The `llm-course` command line: doctor, run, assets (and serve, lesson 08).
+
+Exit status:
+  0    done.
+  1    the command ran and found problems (doctor's fixes, a failed lesson, carriers missing
+       from `assets list`), or an internal error: a bug, reported as one line
+       "llm-course: internal error: TYPE: MESSAGE (run with --debug for the traceback)".
+       1 is what Python itself returns for an uncaught exception, so --debug keeps it.
+  2    a user error: bad arguments, an unusable --out, a broken model folder, a busy port
+       (a ValueError or OSError), reported as one line naming the problem and the fix.
+  130  interrupted (Ctrl-C).
+`llm-course --debug COMMAND ...` (or `COMMAND ... --debug`) prints the full traceback
+before that line; the status stays the same.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import traceback
+
+USAGE_ERROR = 2
+INTERNAL_ERROR = 1
+INTERRUPTED = 130
+# What a user can cause and fix: bad values and names (ValueError), missing, unreadable or
+# unwritable files and folders (OSError). Anything else is a bug in the course code.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -32,8 +53,15 @@ def _run(args: argparse.Namespace) -> int:
 def _assets(args: argparse.Namespace) -> int:
     from llm_course.env import assets
 
+    unknown = [name for name in args.names if name not in assets.CARRIERS]
+    if unknown:
+        raise ValueError(f"unknown carrier {unknown[0]!r}: choose from "
+                         f"{', '.join(assets.CARRIERS)} (or none for all)")
     if args.action == "install":
         return assets.install(args.names or None)
+    if args.names:
+        raise ValueError("`assets list` takes no names; to install some: "
+                         "llm-course assets install NAME ...")
     from llm_course.catalog import catalog, format_catalog
 
     print(format_catalog(catalog()))
@@ -47,9 +75,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range: pick one from 1 to 65535")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; each sub-command sets `func`."""
     parser = argparse.ArgumentParser(
-        prog="llm-course", description="Pretraining, transfer learning and fine-tuning, hands on.")
+        prog="llm-course", description="Pretraining, transfer learning and fine-tuning, hands on.",
+        epilog="Exit status: 0 ok, 1 problems found (or an internal error), 2 a usage error.")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the full traceback (for bug reports)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("doctor", help="check the environment and say what to fix")
@@ -71,20 +114,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve a fine-tuned classifier over HTTP (lesson 08)")
     p.add_argument("model_dir", help="a save_pretrained folder with safetensors weights")
-    p.add_argument("--port", type=int, default=8000, help="default: 8000")
+    p.add_argument("--port", type=_port, default=8000, help="default: 8000")
     p.add_argument("--host", default="127.0.0.1",
                    help="default: 127.0.0.1 (this machine only); 0.0.0.0 opens it to the network")
     p.set_defaults(func=_serve)
+
+    for command in sub.choices.values():  # `llm-course run --debug` works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; return its exit status (see the module docstring)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error argparse already printed
+        return stop.code if isinstance(stop.code, int) else USAGE_ERROR * bool(stop.code)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"llm-course: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", INTERRUPTED)
+    except USER_ERRORS as err:
+        return _fail(args, str(err).strip() or type(err).__name__, USAGE_ERROR)
+    except Exception as err:  # noqa: BLE001 - a bug: one line, the traceback behind --debug
+        message = " ".join(str(err).split())[:300]
+        return _fail(args, f"internal error: {type(err).__name__}: {message} "
+                           "(run with --debug for the traceback)", INTERNAL_ERROR)
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    """Print the traceback under --debug, then `llm-course: message`; return `status`."""
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    print(f"llm-course: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

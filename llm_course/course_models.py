@@ -46,7 +46,8 @@ def course_tokenizer(kind: str = "bpe", scale: str | None = None) -> PreTrainedT
     scale = resolve_scale(scale)
     folder = tokenizer_dir(kind, scale)
     if (folder / "tokenizer.json").exists():
-        return PreTrainedTokenizerFast.from_pretrained(str(folder))
+        return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True,
+                                                       trust_remote_code=False)
     print(f"No course-{kind} tokenizer for scale {scale!r} yet (lesson 01 makes it): "
           "training it now on the course corpus.")
     texts = load("corpus", scale=scale, source="offline")["train"]["text"]

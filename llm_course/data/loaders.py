@@ -143,6 +143,7 @@ def load(name: str, scale: str | None = None, source: str = "auto") -> DatasetDi
     spec = _spec(name)
     scale = resolve_scale(scale)
     chosen = _choose_source(spec, scale, source)
+    auto = source == "auto"
     label_names = list(spec.label_names) if spec.label_names else None
     if chosen == "offline":
         frame = spec.read(str(carrier_path(spec.carrier)))  # MissingCarrierError names the fix
@@ -152,8 +153,11 @@ def load(name: str, scale: str | None = None, source: str = "auto") -> DatasetDi
         splits = split_frame(frame, spec.label)
         origin, provides = f"offline:{spec.carrier}", CARRIERS[spec.carrier].provides
     else:
-        hub = spec.hub_source(scale)
-        repo_id, given = _load_hub(spec, hub)
+        repo_id, given = _load_hub(spec, spec.hub_source(scale), auto)
+        if repo_id is None:  # source="auto" and the hub copy failed: the offline copy then
+            print(f"The hub copy of {name!r} could not be loaded ({given}); "
+                  "using the offline copy instead.")
+            return load(name, scale, source="offline")
         if spec.name == "ner":
             given, label_names = given
         splits = clean_given_splits(given, spec.label)
@@ -168,13 +172,20 @@ def load(name: str, scale: str | None = None, source: str = "auto") -> DatasetDi
     return _to_datasetdict(splits, spec, label_names, info)
 
 
-def _load_hub(spec: DatasetSpec, hub: HubSource):
+def _load_hub(spec: DatasetSpec, hub: HubSource, auto: bool = False) -> tuple[str | None, object]:
+    """(repo id, what `hub_read` made of it); with `auto`, (None, why) when no copy loads.
+
+    Only called once `hub_reachable()` said yes; a copy that still fails (the network went,
+    an old script repo) gives a clear error, or for source="auto" the offline copy.
+    """
     errors = []
     for repo_id in (hub.repo_id, *hub.fallbacks):
         try:
             return repo_id, spec.hub_read(src.hub_load(repo_id, hub.config))
-        except (RuntimeError, ValueError, FileNotFoundError) as err:  # e.g. an old script repo
-            errors.append(f"{repo_id}: {err}")
+        except (RuntimeError, ValueError, OSError) as err:  # OSError: no network, timeouts
+            errors.append(f"{repo_id}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+    if auto:
+        return None, "; ".join(errors)
     raise RuntimeError(f"could not load {spec.name!r} from the hub:\n  " + "\n  ".join(errors)
                        + "\nFix: use source='offline'")
 

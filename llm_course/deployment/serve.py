@@ -5,9 +5,10 @@
 `llm-course serve MODEL_DIR` does); `start_background` runs it in a thread of a notebook's
 own process; `load_test` sends it concurrent requests and reports latency percentiles.
 
-Safety: weights load only from safetensors (a pickle file can run code when loaded), never
-with `trust_remote_code`, and only from the local folder. Requests are validated by
-pydantic: every bad request gets a 4xx with a readable message and the server goes on.
+Safety: the model folder is loaded by `model_folder.load_classifier` (safetensors only,
+never remote code; a folder that cannot be served raises `ModelFolderError` in one line),
+and requests are checked by `requests` (every bad request gets a 4xx whose JSON body has
+an "error" message, and the server goes on).
 """
 
 from __future__ import annotations
@@ -24,30 +25,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from llm_course.deployment.model_folder import load_classifier
+from llm_course.deployment.requests import (
+    body_error,
+    is_json,
+    printable,
+    readable_errors,
+    request_model,
+)
 
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
-    """(model, tokenizer) from a `save_pretrained` folder, safely; clear errors otherwise."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model folder not found: {model_dir}")
-    if not any(model_dir.glob("*.safetensors")):
-        found = sorted(p.name for p in model_dir.iterdir())
-        raise ValueError(
-            f"no .safetensors weights in {model_dir} (found: {', '.join(found) or 'nothing'}). "
-            "This server loads only safetensors: pickled weights (.bin, .pt) can run code "
-            "when loaded. Re-save the model with model.save_pretrained(folder).")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True,
-                                              trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, use_safetensors=True, local_files_only=True, trust_remote_code=False)
-    return model.eval(), tokenizer
 
 
 class Monitor:
@@ -95,61 +83,6 @@ class Monitor:
             }
 
 
-def _request_model(max_batch: int, max_chars: int, truncate: bool) -> type:
-    """The pydantic model of a /predict body, with this app's limits built in."""
-
-    def check(text: str, what: str = "text") -> str:
-        if not text.strip():
-            raise ValueError(f"{what} is empty (or only whitespace)")
-        if len(text) > max_chars and not truncate:
-            raise ValueError(f"{what} has {len(text)} characters; the limit is {max_chars} "
-                             "(this server refuses longer texts instead of truncating them)")
-        return text
-
-    class PredictRequest(BaseModel):
-        """Exactly one of `text` (one string) or `texts` (a list of 1 to max_batch strings)."""
-
-        model_config = ConfigDict(extra="forbid")
-        text: StrictStr | None = None
-        texts: list[StrictStr] | None = Field(default=None, min_length=1, max_length=max_batch)
-
-        @field_validator("text")
-        @classmethod
-        def _one(cls, value: str | None) -> str | None:
-            return None if value is None else check(value)
-
-        @field_validator("texts")
-        @classmethod
-        def _many(cls, value: list[str] | None) -> list[str] | None:
-            if value is None:
-                return None
-            for i, text in enumerate(value):
-                check(text, f"item {i}")
-            return value
-
-        @model_validator(mode="after")
-        def _exactly_one(self) -> Any:
-            if (self.text is None) == (self.texts is None):
-                raise ValueError('send exactly one of "text" (a string) or "texts" '
-                                 f"(a list of at most {max_batch} strings)")
-            return self
-
-    return PredictRequest
-
-
-def _readable(errors: Sequence[dict[str, Any]]) -> str:
-    """One line per pydantic error: where, then what (never echoing the input text)."""
-    lines = []
-    for err in errors:
-        if err.get("type") == "json_invalid":
-            lines.append(f"the body is not valid JSON ({err.get('msg')})")
-            continue
-        where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        lines.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(lines)
-
-
 def create_app(model_dir: str | Path, max_batch: int = 32, max_chars: int = 2000,
                truncate: bool = True, max_body_bytes: int = 1_000_000,
                variant: str = "fp32") -> Any:
@@ -165,7 +98,9 @@ def create_app(model_dir: str | Path, max_batch: int = 32, max_chars: int = 2000
     import torch
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
+    from fastapi.utils import is_body_allowed_for_status_code
+    from starlette.exceptions import HTTPException
 
     from llm_course.deployment import compress
 
@@ -180,7 +115,7 @@ def create_app(model_dir: str | Path, max_batch: int = 32, max_chars: int = 2000
     max_tokens = min(int(getattr(model.config, "max_position_embeddings", 512)), 512)
     monitor = Monitor(labels)
     model_lock = threading.Lock()
-    PredictRequest = _request_model(max_batch, max_chars, truncate)  # noqa: N806
+    PredictRequest = request_model(max_batch, max_chars, truncate)  # noqa: N806
 
     app = FastAPI(title="llm-course classifier", version="1.0",
                   description=f"Serves {Path(model_dir).name}: POST /predict.")
@@ -188,12 +123,28 @@ def create_app(model_dir: str | Path, max_batch: int = 32, max_chars: int = 2000
     app.state.model = model
     app.state.tokenizer = tokenizer
 
+    hint = 'POST JSON such as {"text": "..."} or {"texts": ["...", "..."]}'
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+        errors = [{k: printable(e[k]) for k in ("loc", "msg", "type") if k in e}
+                  for e in exc.errors()]
         return JSONResponse(status_code=422, content={
-            "error": _readable(errors), "detail": errors,
-            "hint": 'POST JSON such as {"text": "..."} or {"texts": ["...", "..."]}'})
+            "error": readable_errors(errors), "detail": errors, "hint": hint})
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        message = body_error(exc) or str(exc.detail)
+        return JSONResponse(status_code=exc.status_code, headers=exc.headers,
+                            content={"error": message, "detail": exc.detail})
+
+    @app.exception_handler(Exception)
+    async def _crashed(request: Request, exc: Exception) -> JSONResponse:
+        # A bug or a model failure: still a JSON answer; the traceback goes to the server log.
+        return JSONResponse(status_code=500, content={
+            "error": f"internal server error ({type(exc).__name__}); see the server log"})
 
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Any:
@@ -207,6 +158,9 @@ def create_app(model_dir: str | Path, max_batch: int = 32, max_chars: int = 2000
         elif int(size) > max_body_bytes:
             response = JSONResponse(status_code=413, content={
                 "error": f"request body over {max_body_bytes} bytes"})
+        elif not is_json(request.headers.get("content-type", "")):
+            response = JSONResponse(status_code=415, content={
+                "error": "send JSON (Content-Type: application/json)", "hint": hint})
         else:
             try:
                 response = await call_next(request)
@@ -250,16 +204,46 @@ def create_app(model_dir: str | Path, max_batch: int = 32, max_chars: int = 2000
     return app
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port); ValueError with the fix if that is impossible."""
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range: pick one from 1 to 65535 (0: any free one)")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise ValueError(f"cannot listen on host {host!r} ({err.strerror}): use 127.0.0.1 "
+                         "(this machine only) or an address of this machine") from err
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port} ({err.strerror}): pick another port "
+                         "with --port, or stop the program that uses it") from err
+    return sock
+
+
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
           **app_options: Any) -> None:
-    """Run the service in the foreground with uvicorn until Ctrl-C."""
+    """Run the service in the foreground with uvicorn until Ctrl-C.
+
+    The address is taken before the model loads, so a busy port fails at once (ValueError).
+    """
     import uvicorn
 
-    app = create_app(model_dir, **app_options)
-    if host not in LOOPBACK:
-        print(f"warning: listening on {host}: other machines can reach this server")
-    print(f"serving {model_dir} on http://{host}:{port} (try /docs, /health, /metrics)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    sock = listen_socket(host, port)
+    try:
+        app = create_app(model_dir, **app_options)
+        port = sock.getsockname()[1]
+        if host not in LOOPBACK:
+            print(f"warning: listening on {host}: other machines can reach this server")
+        shown = f"[{host}]" if ":" in host else host
+        print(f"serving {model_dir} on http://{shown}:{port} (try /docs, /health, /metrics)")
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 class BackgroundServer:

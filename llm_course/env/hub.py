@@ -27,7 +27,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """True if the hub answers within `timeout` seconds and no offline variable is set.
 
     The request runs in a daemon thread, so a slow DNS lookup cannot hang the caller.
-    The answer is cached for the life of the process.
+    The answer is cached for the life of the process; callers then load with
+    `local_files_only=True`. A "no" also switches huggingface_hub's telemetry off.
     """
     if offline_forced():
         return False
@@ -45,7 +46,24 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     thread.join(timeout + 0.5)
-    return bool(answer and answer[0])
+    if not (answer and answer[0]):
+        _skip_hub_telemetry()
+        return False
+    return True
+
+
+def _skip_hub_telemetry() -> None:
+    """Switch off huggingface_hub's user-agent telemetry for this process.
+
+    Building the headers of any hub call, even a `local_files_only` one, fetches an
+    "agent harness" list from the hub (3 s timeout); with the hub unreachable that is only
+    a wait. Telemetry changes nothing else, so turning it off is safe.
+    """
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return
+    constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
 class HubUnavailableError(ConnectionError):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llm_course.env.assets import CARRIERS, carrier_path
-from llm_course.env.hub import HubUnavailableError, hub_reachable, require_hub
+from llm_course.env.hub import HubUnavailableError, hub_reachable, offline_forced, require_hub
 from llm_course.env.paths import course_home
 from llm_course.env.scale import SCALES, resolve_scale
 from llm_course.models.configs import bert_parameters, gpt_parameters
@@ -162,9 +162,11 @@ def _smollm2_dir() -> Path:
 
     print(f"First use of smollm2: dequantising the GGUF file to float32 (about 20 s) and "
           f"saving a copy in {folder}, so later loads take a second.")
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF,
+                                              **_tokenizer_kwargs(from_hub=False))
     gguf_model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF,
-                                                      dtype=torch.float32)
+                                                      dtype=torch.float32,
+                                                      **_model_kwargs(from_hub=False))
     model = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
     model.load_state_dict(gguf_model.state_dict())
     tmp = folder.parent / f".{folder.name}.saving-{os.getpid()}"
@@ -177,6 +179,52 @@ def _smollm2_dir() -> Path:
 
 
 # ------------------------------------------------------------------------- loading ---
+
+def _tokenizer_kwargs(from_hub: bool) -> dict:
+    """What every tokenizer/config `from_pretrained` gets: never run a folder's own code,
+    and never touch the network for a local folder or while the hub is unreachable."""
+    kwargs: dict = {"trust_remote_code": False}
+    if not from_hub or not hub_reachable():  # hub_reachable: a short probe, cached
+        kwargs["local_files_only"] = True
+    return kwargs
+
+
+def _model_kwargs(from_hub: bool) -> dict:
+    """`_tokenizer_kwargs` plus the adapter look-up (peft): offline it must stay local too,
+    or transformers asks the hub for adapter_config.json with retries (26 s, or a hang)."""
+    kwargs = _tokenizer_kwargs(from_hub)
+    if kwargs.get("local_files_only"):
+        kwargs["adapter_kwargs"] = {"local_files_only": True}
+    return kwargs
+
+
+def _looks_like_path(name: str) -> bool:
+    """True if `name` can only be a folder, not a hub id ("gpt2", "org/name")."""
+    if name.startswith((".", "/", "~")) or "\\" in name:
+        return True
+    if name.endswith("/") or name.count("/") > 1:
+        return True
+    if "/" in name and Path(name).parent.is_dir():  # "runs/my_model" with a runs/ here
+        return True
+    try:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(name)
+    except ImportError:
+        return False
+    except ValueError:  # HFValidationError: spaces, "--", ".." ... cannot be a hub id
+        return True
+    return False
+
+
+def _missing_folder(name: str) -> str:
+    """'no such folder: <absolute path> (relative to the current folder <cwd>)'."""
+    path = Path(name).expanduser()
+    text = f"no such folder: {path.absolute()}"
+    if not path.is_absolute():
+        text += f" (relative to the current folder {Path.cwd()})"
+    return text
+
 
 def _resolve(name: str, scale: str | None) -> tuple[str | Path, bool]:
     """Where to load `name` from: (folder or hub id, is_hub)."""
@@ -192,10 +240,60 @@ def _resolve(name: str, scale: str | None) -> tuple[str | Path, bool]:
         return carrier_path(spec.carrier) / "model", False  # MissingCarrierError names the fix
     path = Path(name).expanduser()
     if path.is_dir():
+        _check_folder(path)
         return path, False
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # hub ids are "org/name"
-        raise FileNotFoundError(f"no model folder at {path}")
+    if path.exists():
+        raise NotADirectoryError(f"{path.absolute()} is a file: load_pretrained wants a model "
+                                 "folder (what save_pretrained writes), or a hub id")
+    if _looks_like_path(name):
+        raise FileNotFoundError(f"no model folder {name!r}: {_missing_folder(name)}. "
+                                "Fix: check the path (or the current folder), or save the "
+                                "model there first with save_pretrained(...)")
     return name, True
+
+
+class RemoteCodeError(ValueError):
+    """A model asks to run its own Python code; llm_course never runs it."""
+
+
+def _remote_code_error(where: str | Path, detail: str = "") -> RemoteCodeError:
+    shown = Path(where).absolute() if isinstance(where, Path) else where
+    return RemoteCodeError(
+        f"{shown} needs its own Python code to load{detail}; llm_course never runs code from a "
+        "model folder or hub repo (trust_remote_code is always False), so nothing was run.\n"
+        "Fix: use a model built from standard transformers classes (saved with save_pretrained), "
+        "or read that code and load it yourself if you really trust it.")
+
+
+def _check_folder(folder: Path) -> None:
+    """Clear errors, before transformers, for a folder that is not a loadable model."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{folder.absolute()} has no config.json, so it is not a model "
+                                "folder. Fix: point at the folder save_pretrained wrote "
+                                "(config.json + model.safetensors)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{config.absolute()} is not valid JSON ({err}): the folder is damaged; "
+                         "save the model again") from None
+    auto_map = data.get("auto_map") if isinstance(data, dict) else None
+    if auto_map:
+        from transformers import CONFIG_MAPPING
+
+        if data.get("model_type") not in CONFIG_MAPPING:  # only its own code could load it
+            files = sorted({str(v).split(".")[0] + ".py" for v in _flat(auto_map)})
+            raise _remote_code_error(folder, f" ({', '.join(files)}, named by auto_map in "
+                                             "config.json)")
+
+
+def _flat(values: object) -> list:
+    """The strings of an auto_map (values may be strings or lists of strings)."""
+    if isinstance(values, dict):
+        return [v for item in values.values() for v in _flat(item)]
+    if isinstance(values, (list, tuple)):
+        return [v for item in values for v in _flat(item)]
+    return [values] if isinstance(values, str) else []
 
 
 def load_pretrained(name: str, task: str = "base", num_labels: int | None = None,
@@ -208,6 +306,8 @@ def load_pretrained(name: str, task: str = "base", num_labels: int | None = None
     `task`: base, sequence-classification, token-classification, masked-lm, causal-lm;
     a new head (e.g. a classifier) starts random, and the load report says so.
     `label_names` sets num_labels, id2label and label2id. `scale` picks the course-* size.
+    Offline, hub ids fail at once (HubUnavailableError) unless cached; a model that needs
+    its own Python code raises RemoteCodeError: that code is never run.
     """
     import transformers
 
@@ -224,27 +324,54 @@ def load_pretrained(name: str, task: str = "base", num_labels: int | None = None
                       label2id={n: i for i, n in enumerate(label_names)})
     elif num_labels is not None:
         kwargs["num_labels"] = num_labels
-    if from_hub and not hub_reachable():
-        kwargs["local_files_only"] = True  # offline: the local cache is all we can use
+    kwargs.update(_model_kwargs(from_hub))
+    offline = bool(kwargs.get("local_files_only"))
+    if from_hub and offline and not _in_hub_cache(str(where)):
+        raise _hub_error(name)  # at once: nothing to load, and the hub cannot be asked
     auto_class = getattr(transformers, TASKS[task])
     try:
         # a download keeps its progress bar; a local load ("Loading weights") does not need one
-        with contextlib.nullcontext() if from_hub else no_progress_bars():
+        with contextlib.nullcontext() if from_hub and not offline else no_progress_bars():
             model = auto_class.from_pretrained(where, **kwargs)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            where, **({"local_files_only": True} if kwargs.get("local_files_only") else {}))
+        tokenizer = transformers.AutoTokenizer.from_pretrained(where,
+                                                               **_tokenizer_kwargs(from_hub))
     except OSError as err:
-        if from_hub and kwargs.get("local_files_only"):
-            require_hub(f"load_pretrained({name!r})", OFFLINE_HINT)
-            raise HubUnavailableError(f"{name!r} is not in the local cache and the hub is "
-                                      f"unreachable: {OFFLINE_HINT}") from err
+        if from_hub and offline:
+            raise _hub_error(name) from err
+        if from_hub and "/" in name and "not a local folder" in str(err):  # "runs/my_model"
+            raise FileNotFoundError(f"no model folder {name!r}: {_missing_folder(name)}; nor "
+                                    f"is it a model on the hub: {str(err).splitlines()[0]}"
+                                    ) from err
         raise
     except ValueError as err:
+        if "trust_remote_code" in str(err) or "custom code" in str(err):
+            raise _remote_code_error(where) from None
         if "Unrecognized configuration class" in str(err):
             raise ValueError(f"{name!r} has no {task!r} version: {err}".split("\n")[0]) from err
         raise
     _fill_padding(model, tokenizer)
     return model, tokenizer
+
+
+class ModelNotFoundError(FileNotFoundError, HubUnavailableError):
+    """"runs/my_model" is no folder here, and the hub (which could hold "org/name") is off."""
+
+
+def _hub_error(name: str) -> HubUnavailableError:
+    """The clear error for a hub id that is not cached while the hub is unreachable."""
+    if "/" in name:  # "runs/my_model": most likely a folder that is not there
+        forced = offline_forced()
+        why = f"{forced}=1 turns the hub off" if forced else "the hub did not answer (no network?)"
+        return ModelNotFoundError(
+            f"no model folder {name!r}: {_missing_folder(name)}. As a hub id it is not in the "
+            f"local cache either, and {why}.\nFix: check the path (or the current folder), "
+            f"or {OFFLINE_HINT}.")
+    try:
+        require_hub(f"load_pretrained({name!r})", OFFLINE_HINT)
+    except HubUnavailableError as err:
+        return err
+    return HubUnavailableError(f"{name!r} is not in the local cache and the hub is "
+                               f"unreachable: {OFFLINE_HINT}")
 
 
 def _fill_padding(model, tokenizer) -> None:

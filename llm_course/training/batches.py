@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from llm_course.training.config import TrainConfig
+from llm_course.training.data_checks import collate
 
 
 def batches_per_epoch(dataset: Any, batch_size: int, world: int = 1) -> int | None:
@@ -80,9 +81,9 @@ def micro_batches(dataset: Any, cfg: TrainConfig, collate_fn: Callable | None, s
     The order of each epoch depends only on (seed, epoch), so a resumed run that skips the
     micro-batches it already used sees exactly what the uninterrupted run would have seen.
     """
-    from torch.utils.data import DataLoader, default_collate
+    from torch.utils.data import DataLoader
 
-    collate_fn = collate_fn or default_collate
+    collate_fn = collate_fn or collate  # default_collate; unpadded examples get a DataError
     kw = {"collate_fn": collate_fn, "num_workers": cfg.num_workers, "pin_memory": pin_memory,
           "generator": torch.Generator()}  # private generator: never touches the global RNG
     per_epoch = batches_per_epoch(dataset, cfg.batch_size, world)

@@ -81,8 +81,11 @@ class TrainConfig:
         self.validate()
 
     # ------------------------------------------------------------------------------------
-    def validate(self) -> TrainConfig:
-        """Check every field; raise `ConfigError` naming the first bad field and its range."""
+    def validate(self, *, resume: bool = False) -> TrainConfig:
+        """Check every field; raise `ConfigError` naming the first bad field and its range.
+
+        `resume=True` (what `fit(..., resume=True)` passes) also needs `output_dir`.
+        """
         _range("lr", self.lr, 0, 1, "0 < lr <= 1 (typical 1e-5 .. 1e-3)", low_open=True)
         _range("weight_decay", self.weight_decay, 0, 1, "0 <= weight_decay <= 1 (typical 0 .. 0.1)")
         if not (isinstance(self.betas, (tuple, list)) and len(self.betas) == 2):
@@ -112,6 +115,8 @@ class TrainConfig:
             )
         if self.max_steps is not None:
             _int("max_steps", self.max_steps, 1, None, "an integer >= 1")
+            if self.warmup_steps is not None:
+                _warmup_fits(self.warmup_steps, self.max_steps, f"max_steps={self.max_steps}")
         if self.epochs is not None:
             _range("epochs", self.epochs, 0, 10_000, "0 < epochs (e.g. 1, 3 or 0.5)",
                    low_open=True)
@@ -144,6 +149,9 @@ class TrainConfig:
                     f"checkpoint_every={self.checkpoint_every} needs output_dir: "
                     "say where checkpoints go, e.g. output_dir='runs/gpt'"
                 )
+        if resume and not self.output_dir:
+            raise ConfigError("resume=True needs output_dir: the folder whose checkpoints the run "
+                              "continues from, e.g. output_dir='runs/gpt'")
         _int("keep_checkpoints", self.keep_checkpoints, 1, 1000, "keep_checkpoints >= 1")
         if self.log_every is not None:
             _int("log_every", self.log_every, 1, None, "log_every >= 1 steps, or None (automatic)")
@@ -182,9 +190,14 @@ class TrainConfig:
         return cls(**data)
 
     def warmup_for(self, total_steps: int) -> int:
-        """Warmup steps for a run of `total_steps` optimizer steps."""
+        """Warmup steps for a run of `total_steps` optimizer steps.
+
+        `warmup_steps` longer than the run is a `ConfigError` (a run set by `epochs` learns
+        its length only here), not silently shortened.
+        """
         if self.warmup_steps is not None:
-            return min(self.warmup_steps, total_steps)
+            _warmup_fits(self.warmup_steps, total_steps, f"the run's {total_steps} steps")
+            return self.warmup_steps
         ratio = DEFAULT_WARMUP_RATIO if self.warmup_ratio is None else self.warmup_ratio
         return int(math.ceil(ratio * total_steps))
 
@@ -209,6 +222,16 @@ def _int(name: str, value: Any, low: int, high: int | None, hint: str) -> None:
         raise ConfigError(f"{name}={value!r} must be an integer: use {hint}")
     if value < low or (high is not None and value > high):
         raise ConfigError(f"{name}={value!r} is out of range: use {hint}")
+
+
+def _warmup_fits(warmup_steps: int, total_steps: int, what: str) -> None:
+    """Warmup longer than the run would never reach the peak learning rate: refuse it."""
+    if warmup_steps > total_steps:
+        raise ConfigError(
+            f"warmup_steps={warmup_steps} is more than {what}: the learning "
+            "rate would still be warming up when the run ends. Use warmup_steps <= "
+            f"{total_steps} (typically 5-10 % of the steps, e.g. "
+            f"warmup_steps={round(0.05 * total_steps)}), or warmup_ratio=0.05 instead")
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from llm_course.env.device import autocast_context
+from llm_course.training.data_checks import check_batch, collate
 
 IGNORE = -100
 Metrics = Callable[..., Any] | dict[str, Callable[..., Any]] | None
@@ -224,7 +225,9 @@ def evaluate(
     `autocast` is a context-manager factory for mixed precision (fit passes its own);
     without one, `precision="auto"` evaluates in bf16 where the device is fast at it, as
     `fit` does (about twice as fast on a CPU with AMX), and "fp32" (the default) does not.
-    `max_batches` evaluates only the first batches (in dataset order) to save time.
+    `max_batches` evaluates only the first batches (in dataset order) to save time. The
+    first batch is checked against the model's config (ids, length, labels: a `DataError`
+    with the fix, see `llm_course.training.data_checks`).
     """
     from torch.utils.data import DataLoader
 
@@ -235,7 +238,8 @@ def evaluate(
         autocast = functools.partial(autocast_context, device, precision)
     if collate_fn is None and hasattr(dataset, "with_format") and dataset.format["type"] is None:
         dataset = dataset.with_format("torch")  # an HF Dataset of Python lists
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        collate_fn=collate_fn or collate)  # collate: unpadded data gets the fix
     was_training = model.training
     model.eval()
     keep_logits = metrics is not None and not all(
@@ -247,6 +251,8 @@ def evaluate(
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
+            if i == 0:  # ids, lengths and labels the model cannot take: a DataError with the fix
+                check_batch(model, batch, task, where="evaluation")
             batch = prepare_batch(batch, device)
             n = count_items(batch, causal)
             with autocast():

@@ -32,15 +32,11 @@ from typing import Any
 import torch
 
 from llm_course.training.batches import batches_per_epoch, micro_batches, total_steps_for
-from llm_course.training.checkpoint import (
-    latest_checkpoint,
-    load_best_weights,
-    load_checkpoint,
-    save_checkpoint,
-)
+from llm_course.training.checkpoint import resume_checkpoint, save_checkpoint
 from llm_course.training.compilation import compile_plan, should_compile, try_compile
 from llm_course.training.config import TrainConfig
 from llm_course.training.cost import compute_receipt, estimate_memory, format_receipt
+from llm_course.training.data_checks import DataError, check_first_batches
 from llm_course.training.divergence import TrainingDiverged, divergence
 from llm_course.training.evaluate import (
     Metrics,
@@ -57,7 +53,7 @@ from llm_course.training.optimizer import make_optimizer, make_scheduler
 from llm_course.training.precision import choose_precision, make_accelerator
 from llm_course.training.tensorboard import tensorboard_writer, write_scalars
 
-__all__ = ["fit", "TrainConfig", "TrainingDiverged", "History"]
+__all__ = ["fit", "TrainConfig", "TrainingDiverged", "DataError", "History"]
 
 
 def fit(
@@ -75,11 +71,13 @@ def fit(
     `model` is an HF-style model: `model(**batch)` returns an object with `.loss` and
     `.logits`; batches are dicts of tensors (use `collate_fn` to pad or mask). With
     `eval_dataset`, it is evaluated every `config.eval_every` steps and at the end (plus
-    `metrics`, see `llm_course.training.evaluate`). `resume=True` continues from the newest checkpoint
-    in `config.output_dir`. Raises `TrainingDiverged` if the loss becomes NaN/inf or explodes.
+    `metrics`, see `llm_course.training.evaluate`). `resume=True` continues from the newest usable
+    checkpoint in `config.output_dir` (damaged ones are reported and skipped). Raises
+    `TrainingDiverged` if the loss becomes NaN/inf or explodes, `DataError` (before any
+    step) if the first batch holds ids, lengths or labels the model cannot take.
     The model is left on the training device in eval mode.
     """
-    cfg = config.validate()
+    cfg = config.validate(resume=resume)  # resume=True without output_dir: ConfigError
     writer = tensorboard_writer(cfg)  # fails now, not after an hour, if tensorboard is missing
 
     # -- set-up: device, precision, seed, data, optimizer ------------------------------------
@@ -140,6 +138,8 @@ def fit(
         # 1. The step's batch: grad_accum micro-batches, and how many items (tokens or
         #    examples) they hold together. Counting happens on the CPU: no device sync.
         micro = [next(stream) for _ in range(cfg.grad_accum)]
+        if step == first_step:  # ids, lengths, labels the model can't take: DataError + the fix
+            check_first_batches(model, micro, task)
         counts = [count_items(b, causal) for b in micro]
         n_items = _sum_over_processes(sum(counts), accelerator)
         if step == compile_at and should_compile(
@@ -174,7 +174,7 @@ def fit(
             step_loss = accelerator.reduce(step_loss, "mean")
         loss_value, norm_value = torch.stack([step_loss.float(), grad_norm.float()]).tolist()
         problem = divergence(loss_value, norm_value, state, cfg, precision, task, step + 1,
-                             skipped_in_a_row)
+                             skipped_in_a_row, model=model, batches=micro)
         if problem:  # raised before optimizer.step(): the weights are those of the last good step
             pbar.close()
             raise TrainingDiverged(f"Training diverged: {problem}. No update was applied with "
@@ -351,12 +351,14 @@ def _track_best(state: dict, results: dict[str, float], cfg: TrainConfig, step: 
 def _resume(cfg: TrainConfig, model: torch.nn.Module, optimizer: Any, scheduler: Any,
             accelerator: Any, state: dict, history: History, say: Callable
             ) -> tuple[dict, dict | None]:
-    path = latest_checkpoint(cfg.output_dir) if cfg.output_dir else None
-    if path is None:
+    """Load the newest usable checkpoint (damaged newer ones are reported and skipped)."""
+    found = resume_checkpoint(cfg.output_dir, model, optimizer, scheduler,
+                              scaler=accelerator.scaler, say=say)
+    if found is None:
         say(f"resume: no checkpoint in {cfg.output_dir!r} yet; starting at step 0")
         return state, None
-    loaded = load_checkpoint(path, model, optimizer, scheduler, scaler=accelerator.scaler)
+    path, loaded, best_weights = found
     history.rows = list(loaded.pop("history", []))
     state = {**state, **{k: v for k, v in loaded.items() if k in state}}
     say(f"resumed from {path} at step {state['step']}")
-    return state, load_best_weights(path)
+    return state, best_weights
