@@ -34,16 +34,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     then the browser tests (each group keeps its own order)."""
     config.notebooks_under_nbval = {nb.stem for nb in map(_notebook_of, items) if nb}
 
-    def group(item: pytest.Item) -> int:
-        if _notebook_of(item):
-            return 1
-        if item.nodeid.startswith("tests/test_notebooks.py"):
-            return 2
-        if item.nodeid.startswith("tests/browser/"):
-            return 3
-        return 0
+    items.sort(key=lambda item: GROUPS.index(_group(item)))  # sort is stable
 
-    items.sort(key=group)  # sort is stable
+
+GROUPS = ("unit tests", "notebooks", "notebook records", "browser tests")
+_seconds_by_group: dict[str, float] = dict.fromkeys(GROUPS, 0.0)
+
+
+def _group(item_or_report) -> str:
+    nodeid = item_or_report.nodeid
+    if nodeid.split("::")[0].endswith(".ipynb"):
+        return "notebooks"
+    if nodeid.startswith("tests/test_notebooks.py"):
+        return "notebook records"
+    if nodeid.startswith("tests/browser/"):
+        return "browser tests"
+    return "unit tests"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _seconds_by_group[_group(report)] += report.duration  # setup, call and teardown
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Where the time went, per group (CI's budget is watched per group)."""
+    spent = ", ".join(f"{name} {s:.0f} s" for name, s in _seconds_by_group.items() if s)
+    terminalreporter.write_line(f"time by group: {spent}")
 
 
 @pytest.hookimpl(tryfirst=True)
