@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 import traceback
+from collections.abc import Callable
 
 USAGE_ERROR = 2
 INTERNAL_ERROR = 1
@@ -71,7 +72,11 @@ def _assets(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from llm_course.deployment.serve import serve
 
-    serve(args.model_dir, host=args.host, port=args.port)
+    if args.burst is not None and args.rate is None:
+        raise ValueError("--burst needs --rate (requests per second per key)")
+    serve(args.model_dir, host=args.host, port=args.port, api_keys_file=args.api_keys_file,
+          log_path=args.request_log, rate=args.rate, burst=args.burst,
+          allow_public_without_keys=args.insecure_public)
     return 0
 
 
@@ -84,6 +89,20 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is out of range: pick one from 1 to 65535")
     return port
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` (int or float) above 0."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            whole = "whole " if kind is int else ""
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {whole}number") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,11 +131,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="carriers to install (default: all)")
     p.set_defaults(func=_assets)
 
-    p = sub.add_parser("serve", help="serve a fine-tuned classifier over HTTP (lesson 08)")
+    p = sub.add_parser(
+        "serve", help="serve a fine-tuned classifier over HTTP (lesson 08)",
+        description="Serve a classifier: POST /predict, GET /health, GET /metrics (Prometheus), "
+                    "GET /metrics.json. Ctrl-C or SIGTERM lets requests in flight finish.",
+        epilog="API keys: --api-keys-file, else the environment variable LLM_COURSE_API_KEYS "
+               '("alice:KEY1,bob:KEY2" or "KEY1,KEY2"). Clients send "Authorization: Bearer '
+               'KEY" (or "X-API-Key: KEY"); /health needs no key. Without keys the server '
+               "listens on this machine only.")
     p.add_argument("model_dir", help="a save_pretrained folder with safetensors weights")
     p.add_argument("--port", type=_port, default=8000, help="default: 8000")
     p.add_argument("--host", default="127.0.0.1",
-                   help="default: 127.0.0.1 (this machine only); 0.0.0.0 opens it to the network")
+                   help="default: 127.0.0.1 (this machine only); 0.0.0.0 opens it to the "
+                        "network, which needs API keys (or --insecure-public)")
+    p.add_argument("--api-keys-file", metavar="FILE",
+                   help="one name:key per line; requests then need a key (401 without, 403 "
+                        "with a wrong one). Default: $LLM_COURSE_API_KEYS, else no keys")
+    p.add_argument("--request-log", metavar="FILE",
+                   help="append one JSON line per request: key name, status, latency and per "
+                        "text a hash, its length and a masked preview (never the text)")
+    p.add_argument("--rate", type=_positive(float), metavar="R",
+                   help="at most R requests per second per key (per client address without "
+                        "keys); more get 429 with Retry-After. Default: no limit")
+    p.add_argument("--burst", type=_positive(int), metavar="B",
+                   help="requests a key may send at once before --rate applies "
+                        "(default: R rounded up)")
+    p.add_argument("--insecure-public", action="store_true",
+                   help="allow a non-loopback --host without API keys (anyone who can reach "
+                        "the machine can then call the model)")
     p.set_defaults(func=_serve)
 
     for command in sub.choices.values():  # `llm-course run --debug` works too

@@ -79,13 +79,20 @@ EXPECTED = {
                  for variant in ("fp32", "bf16", "int8_dynamic", "prune50", "drop2", "onnx",
                                  "onnx_int8")}
         | {"serve_p50_ms", "serve_p95_ms", "serve_rps", "drift_alert_in_domain",
-           "drift_alert_out_of_domain"},
+           "drift_alert_out_of_domain", "auth_unauthorized_status", "rate_limited_share",
+           "alert_latency_fired", "alert_error_fired", "alert_cleared", "autoscale_p95_ms_fixed",
+           "autoscale_p95_ms_auto", "autoscale_cost_ratio", "bias_flip_rate", "bias_mean_gap"},
         # bad requests all get a 4xx; business news trips the drift alert, reviews do not;
         # the int8 ONNX file is about a quarter of fp32
         "check": lambda m: m["validation_all_4xx"] and m["serve_errors"] == 0
         and m["drift_alert_out_of_domain"] and not m["drift_alert_in_domain"]
         and m["size_mb_onnx_int8"] < 0.35 * m["size_mb_fp32"]
-        and m["serve_p50_ms"] <= m["serve_p95_ms"],
+        and m["serve_p50_ms"] <= m["serve_p95_ms"]
+        # keys, masked logs, a rate limit, alerts that fire and clear; autoscaling is cheaper
+        and (m["auth_unauthorized_status"], m["auth_forbidden_status"]) == (401, 403)
+        and not m["log_holds_raw_text"] and 0 < m["rate_limited_share"] < 1
+        and m["alert_latency_fired"] and m["alert_error_fired"] and m["alert_cleared"]
+        and m["autoscale_cost_ratio"] < 1 and 0 <= m["bias_flip_rate"] <= 1,
     },
     "09a_faq_assistant": {
         "keys": {"faq_top1", "faq_top5", "faq_handover_rate"},

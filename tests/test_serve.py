@@ -88,7 +88,7 @@ def test_truncation_is_reported(model_dir):
     r = c.post("/predict", json={"texts": ["short", "much longer than ten characters"]})
     assert r.status_code == 200
     assert [p["truncated"] for p in r.json()["predictions"]] == [False, True]
-    assert c.get("/metrics").json()["texts_truncated"] == 1
+    assert c.get("/metrics.json").json()["texts_truncated"] == 1
 
 
 def test_health_and_metrics_count(model_dir):
@@ -98,7 +98,7 @@ def test_health_and_metrics_count(model_dir):
         c.post("/predict", json={"text": "hello"})
     c.post("/predict", json={"texts": ["a", "b"]})
     c.post("/predict", json={"text": ""})
-    m = c.get("/metrics").json()
+    m = c.get("/metrics.json").json()
     assert m["requests"] == 5
     assert m["responses_by_status"] == {"200": 4, "422": 1}
     assert m["texts_predicted"] == 5
@@ -135,7 +135,7 @@ def test_background_server_and_load_test(model_dir):
         assert report["ok"] == 24 and report["errors"] == 0
         assert report["p50_ms"] <= report["p95_ms"]
         assert report["requests_per_s"] > 0
-        assert httpx.get(handle.url + "/metrics", timeout=10).json()["requests"] == 24
+        assert httpx.get(handle.url + "/metrics.json", timeout=10).json()["requests"] == 24
     finally:
         handle.stop()
     assert not handle.running
@@ -303,7 +303,7 @@ def test_fuzz_predict_never_answers_5xx(model_dir):
         statuses
     for c in apps:
         assert c.post("/predict", json={"text": "still serving"}).status_code == 200
-        assert not any(s.startswith("5") for s in c.get("/metrics").json()["responses_by_status"])
+        assert not any(s.startswith("5") for s in c.get("/metrics.json").json()["responses_by_status"])
 
 
 def test_a_server_bug_still_answers_json(model_dir):
