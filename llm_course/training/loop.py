@@ -92,8 +92,6 @@ def fit(
     train_model = model if world == 1 else accelerator.prepare_model(model)  # DDP under launch
     task = cfg.task or infer_task(model)
     causal = is_causal_lm(model)
-    if causal and getattr(model, "loss_type", "") is None:
-        model.loss_type = "ForCausalLM"  # what transformers falls back to anyway, minus a warning
     train_dataset, eval_dataset = _torch_format(train_dataset, collate_fn), _torch_format(
         eval_dataset, collate_fn)
     per_epoch = batches_per_epoch(train_dataset, cfg.batch_size, world)
