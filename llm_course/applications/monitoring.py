@@ -13,12 +13,15 @@ A monitoring pipeline has three steps:
 alert can be scored: `alert_episodes` groups alert days into episodes and
 `alert_precision_recall` says how many episodes were real surges (precision) and how many
 surges were caught (recall). `finance_headlines` loads the hand-labelled business
-headlines that measure the sentiment model's domain shift (`data/finance_headlines.tsv`).
+headlines that measure the sentiment model's domain shift (`data/finance_headlines.tsv`);
+`cross_fit` adapts the model to them so that every headline is scored by a model that
+never trained on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
@@ -183,25 +186,47 @@ def few_shot_finetune(model: torch.nn.Module, tokenizer: Any, texts: Sequence[st
     return fit(model, data, None, config=config, collate_fn=DataCollatorWithPadding(tokenizer))
 
 
-def cross_fitted_predictions(load_model: Any, tokenizer: Any, texts: Sequence[str],
-                             labels: Sequence[int], config: Any, folds: int = 3,
-                             max_length: int = 48, seed: int = 0) -> np.ndarray:
+@dataclass
+class CrossFit:
+    """What `cross_fit` returns: out-of-fold predictions and the models that made them.
+
+    `predictions[i]` comes from `models[fold[i]]`, which was fine-tuned on `trained_on[k]`
+    (the texts of the other folds) and never on text i.
+    """
+
+    texts: list[str]
+    predictions: np.ndarray
+    fold: np.ndarray
+    models: list[torch.nn.Module]
+    trained_on: list[set[str]]
+
+    def seen_in_training(self, items: Sequence[int]) -> int:
+        """How many of `items` (indices into `texts`) the model that scores them trained on."""
+        return sum(self.texts[i] in self.trained_on[self.fold[i]] for i in items)
+
+
+def cross_fit(load_model: Any, tokenizer: Any, texts: Sequence[str], labels: Sequence[int],
+              config: Any, folds: int = 3, max_length: int = 48, seed: int = 0) -> CrossFit:
     """Out-of-fold predicted labels: every text is predicted by a model that never saw it.
 
     The texts are split into `folds` stratified parts; for each part a fresh model
     (`load_model()`) is fine-tuned on the other parts (`few_shot_finetune`) and predicts
-    this one. With few labels this uses all of them for testing, none twice.
+    this one. With few labels this uses all of them for testing, none twice; 09b also
+    scores its simulated stream this way, each headline by the model that held it out.
     """
     from sklearn.model_selection import StratifiedKFold
 
     texts, labels = list(texts), np.asarray(labels)
-    predictions = np.full(len(texts), -1)
+    predictions, fold = np.full(len(texts), -1), np.full(len(texts), -1)
+    models, trained_on = [], []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in splitter.split(texts, labels):
+    for k, (train_idx, test_idx) in enumerate(splitter.split(texts, labels)):
         model = load_model()
-        few_shot_finetune(model, tokenizer, [texts[i] for i in train_idx], labels[train_idx],
-                          config, max_length)
+        train_texts = [texts[i] for i in train_idx]
+        few_shot_finetune(model, tokenizer, train_texts, labels[train_idx], config, max_length)
         probs = predict_proba(model, tokenizer, [texts[i] for i in test_idx],
                               max_length=max_length)
-        predictions[test_idx] = probs.argmax(1)
-    return predictions
+        predictions[test_idx], fold[test_idx] = probs.argmax(1), k
+        models.append(model)
+        trained_on.append(set(train_texts))
+    return CrossFit(texts, predictions, fold, models, trained_on)

@@ -6,8 +6,9 @@ Lessons 04-09 share these steps:
   sequence classifier; `DataCollatorWithPadding` pads each batch to its longest text;
 * `token_data` does the same for NER, putting each word's tag on its first sub-token and
   -100 (ignored by the loss) on the others: `align_labels` is that rule, shown in lesson 04;
-* `finetune_classifier` runs the whole recipe (`llm_course.course_models.course_classifier`
-  keeps its result as `course-sentiment` or `course-topics` for lessons 08 and 09).
+* `classifier_recipe` is lesson 05's main run (config, max length, validation size), and
+  `finetune_classifier` runs it in one call (`llm_course.course_models.course_classifier`
+  keeps its result as `course-sentiment` or `course-topics` for lessons 06b-09).
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ def classification_data(name: str, tokenizer, scale: str | None = None,
     return {"raw": raw, "train": encoded["train"], "validation": encoded["validation"],
             "test": encoded["test"], "collator": DataCollatorWithPadding(tokenizer),
             "label_names": label_names}
+
+
+# Lesson 04's NER data is whichever copy `load("ner")` found: what the lesson says about it,
+# and its bands, follow that copy. Bands are measured (tweets at laptop, frozen MiniLM features);
+# None: not measured on that copy at that scale.
+NER_SOURCES = {
+    "tweets": {"what": "tweets (WNUT-16, the offline copy): person, company, geo-loc, product, ...",
+               "unit": "tweets",
+               "bands": {"smoke": (None, None), "laptop": (0.35, 0.50), "gpu": None}},
+    "conll": {"what": "Reuters news sentences (CoNLL-2003, from the hub): PER, ORG, LOC, MISC",
+              "unit": "sentences",
+              "bands": {"smoke": (None, None), "laptop": None, "gpu": None}},
+}
+
+
+def ner_source(raw) -> str:
+    """"tweets" or "conll": which copy of the NER data `load("ner")` returned (lesson 04)."""
+    from llm_course.data.loaders import source_info
+
+    return "tweets" if source_info(raw)["source"].startswith("offline") else "conll"
 
 
 def align_labels(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> list[int]:
@@ -72,21 +93,58 @@ def token_data(tokenizer, scale: str | None = None, max_length: int = 128,
             "label_names": label_names}
 
 
+def classifier_recipe(dataset: str = "sentiment", scale: str | None = None,
+                      **overrides) -> dict:
+    """Lesson 05's main fine-tuning run for `dataset` ("sentiment" or "topics").
+
+    {"config": TrainConfig, "max_length": tokens read per text, "eval_examples": size of the
+    validation subset scored during training (None: all of it)}. Lesson 05 trains with it
+    and so does `finetune_classifier`, the cold start of `course-sentiment` and
+    `course-topics`: the saved model is the same whichever path made it. `overrides`
+    change the config (the notebook's `lr` and `max_steps` parameters).
+    """
+    scale = resolve_scale(scale)
+    lab = preset("finetune_lab", scale)
+    if dataset == "topics":  # long articles: read more of each, smaller batches
+        steps = overrides.pop("max_steps", None) or lab["topics_steps"]
+        config = recipe_config("finetune", scale, max_steps=steps, batch_size=16,
+                               eval_every=max(1, steps // 4), **overrides)
+        return {"config": config, "max_length": lab["topics_max_length"], "eval_examples": None}
+    steps = overrides.pop("max_steps", None) or preset("finetune", scale)["max_steps"]
+    config = recipe_config("finetune", scale, max_steps=steps, eval_every=max(2, steps // 6),
+                           **overrides)
+    return {"config": config, "max_length": preset("finetune", scale)["max_length"],
+            "eval_examples": lab["eval_examples"]}
+
+
+def first(split, n: int | None):
+    """The first `n` rows of a dataset split (all of them when n is None or larger)."""
+    return split if n is None else split.select(range(min(n, len(split))))
+
+
 def finetune_classifier(model_name: str = "minilm", dataset: str = "sentiment",
                         scale: str | None = None, **train_overrides) -> dict:
-    """Fine-tune `model_name` on `dataset`: {"model", "tokenizer", "history", "test", "data"}."""
+    """Lesson 05's main run for `dataset` (`classifier_recipe`), in one call.
+
+    {"model", "tokenizer", "history", "test", "data"}. Seeds, loads the pretrained model,
+    trains and tests exactly as the lesson's cells do.
+    """
+    import torch
+
     from llm_course.models.loading import load_pretrained
     from llm_course.training.evaluate import evaluate
     from llm_course.training.loop import fit
 
     scale = resolve_scale(scale)
+    recipe = classifier_recipe(dataset, scale, **train_overrides)
     raw_names = load(dataset, scale=scale)["train"].features["label"].names
+    torch.manual_seed(recipe["config"].seed)
     model, tokenizer = load_pretrained(model_name, task="sequence-classification",
                                        label_names=raw_names, scale=scale)
-    data = classification_data(dataset, tokenizer, scale)
-    history = fit(model, data["train"], data["validation"],
-                  config=recipe_config("finetune", scale, **train_overrides), collate_fn=data["collator"])
+    data = classification_data(dataset, tokenizer, scale, max_length=recipe["max_length"])
+    history = fit(model, data["train"], first(data["validation"], recipe["eval_examples"]),
+                  config=recipe["config"], collate_fn=data["collator"])
     test = evaluate(model, data["test"], task="classification", collate_fn=data["collator"],
-                    batch_size=64)
+                    batch_size=64, precision="auto")
     return {"model": model, "tokenizer": tokenizer, "history": history, "test": test,
             "data": data}

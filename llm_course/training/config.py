@@ -23,6 +23,7 @@ SCHEDULES = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TASKS = (None, "lm", "classification", "token-classification")
 LOG_TARGETS = (None, "tensorboard")
+OPTIMIZERS = ("adamw", "adafactor")
 DEFAULT_WARMUP_RATIO = 0.05
 DEFAULT_EPOCHS = 1.0
 
@@ -41,6 +42,7 @@ class TrainConfig:
     """
 
     # -- the optimizer step -------------------------------------------------------------
+    optimizer: str = "adamw"  # adamw | adafactor (factored second moments: less state, 05)
     lr: float = 3e-4
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
@@ -71,7 +73,8 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps; None: one checkpoint at the end (with output_dir)
     keep_checkpoints: int = 2
     log_every: int | None = None  # steps between logged train-loss points; None: automatic
-    log_to: str | None = None  # None | "tensorboard" (into output_dir/tensorboard)
+    log_to: str | None = None  # None | "tensorboard"
+    log_dir: str | None = None  # TensorBoard's folder; None: output_dir/tensorboard
     progress: bool = True  # tqdm progress bar
     plot: bool = True  # live plot in notebooks, periodic text lines elsewhere
     verbose: bool = True  # False: no precision line and no receipt (a loop of small runs)
@@ -105,6 +108,7 @@ class TrainConfig:
             _range("warmup_ratio", self.warmup_ratio, 0, 0.5,
                    "0 <= warmup_ratio <= 0.5 (typical 0.01 .. 0.1)")
         _choice("schedule", self.schedule, SCHEDULES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.max_grad_norm is not None:
             _range("max_grad_norm", self.max_grad_norm, 0, 1e6,
                    "max_grad_norm > 0 (typical 1.0), or None for no clipping", low_open=True)
@@ -156,8 +160,11 @@ class TrainConfig:
         if self.log_every is not None:
             _int("log_every", self.log_every, 1, None, "log_every >= 1 steps, or None (automatic)")
         _choice("log_to", self.log_to, LOG_TARGETS)
-        if self.log_to == "tensorboard" and self.output_dir is None:
-            raise ConfigError("log_to='tensorboard' needs output_dir (logs go to output_dir/tensorboard)")
+        if self.log_dir is not None and not isinstance(self.log_dir, str):
+            self.log_dir = str(self.log_dir)
+        if self.log_to == "tensorboard" and self.output_dir is None and self.log_dir is None:
+            raise ConfigError("log_to='tensorboard' needs log_dir (or output_dir: logs then go to "
+                              "output_dir/tensorboard), e.g. log_dir='runs/tensorboard/05'")
         for name in ("group_by_length", "progress", "plot", "verbose"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False")

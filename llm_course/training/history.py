@@ -27,7 +27,8 @@ class History:
     best: dict[str, Any] = field(default_factory=dict)  # metric, value, step, restored
     stopped_reason: str = ""
     receipt: dict[str, Any] = field(default_factory=dict)
-    memory: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)  # the estimate, before training
+    optimizer_state_bytes: int = 0  # measured at the end (AdamW's moments, Adafactor's factors)
     config: Any = None
 
     def log(self, step: int, **values: Any) -> None:

@@ -49,7 +49,7 @@ from llm_course.training.evaluate import (
 )
 from llm_course.training.history import History
 from llm_course.training.live_plot import LOWER_IS_BETTER, LiveView, in_notebook
-from llm_course.training.optimizer import make_optimizer, make_scheduler
+from llm_course.training.optimizer import make_optimizer, make_scheduler, optimizer_state_bytes
 from llm_course.training.precision import choose_precision, make_accelerator
 from llm_course.training.tensorboard import tensorboard_writer, write_scalars
 
@@ -233,6 +233,7 @@ def fit(
     # -- the end: best weights, receipt, final plot --------------------------------------------------
     pbar.close()
     history.steps = state["step"]
+    history.optimizer_state_bytes = optimizer_state_bytes(optimizer)
     history.best = {**state["best"], "restored": False} if state["best"] else {}
     history.stopped_reason = stop or f"finished: {state['step']} of {total_steps} steps"
     if stop:

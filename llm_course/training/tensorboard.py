@@ -1,4 +1,6 @@
-"""Optional TensorBoard logging for `fit` (`TrainConfig(tensorboard=True)`).
+"""Optional TensorBoard logging for `fit` (`TrainConfig(log_to="tensorboard", log_dir=...)`).
+
+Lesson 05 logs its main run and shows how to open the logs.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from llm_course.training.config import TrainConfig
 
 
 def tensorboard_writer(cfg: TrainConfig):
-    """A TensorBoard SummaryWriter into output_dir/tensorboard, or None (log_to=None)."""
+    """A TensorBoard SummaryWriter into log_dir (or output_dir/tensorboard); None when log_to=None."""
     if cfg.log_to != "tensorboard":
         return None
     try:
@@ -18,7 +20,7 @@ def tensorboard_writer(cfg: TrainConfig):
     except ImportError as err:
         raise ImportError("log_to='tensorboard' needs the tensorboard package: "
                           "pip install tensorboard") from err
-    return SummaryWriter(log_dir=f"{cfg.output_dir}/tensorboard")
+    return SummaryWriter(log_dir=cfg.log_dir or f"{cfg.output_dir}/tensorboard")
 
 
 def write_scalars(writer: Any, values: dict[str, Any], step: int) -> None:
