@@ -23,8 +23,10 @@ from llm_course.env.doctor import doctor
 from llm_course.env.quiet import hide_unactionable_messages
 from llm_course.env.record import check_band, receipt, record, recorded
 from llm_course.env.scale import PRESETS, preset, resolve_scale
+from llm_course.progress_table import show_progress
 
 hide_unactionable_messages()
 
 __version__ = "0.1.0"
-__all__ = ["PRESETS", "check_band", "doctor", "preset", "receipt", "record", "recorded", "resolve_scale"]
+__all__ = ["PRESETS", "check_band", "doctor", "preset", "receipt", "record", "recorded", "resolve_scale",
+           "show_progress"]

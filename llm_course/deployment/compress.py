@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from llm_course.env import dry_run
+
 Predictor = Callable[[Sequence[str]], np.ndarray]
 
 DEFAULT_VARIANTS = ("fp32", "bf16", "int8_dynamic", "prune:0.5", "drop:2", "onnx", "onnx_int8")
@@ -149,8 +151,10 @@ def sparse_matmul_demo(sparsity: float = 0.5, size: int = 1024, batch: int = 64,
 
     The zeros change nothing for the dense kernel; the sparse format pays off only at very
     high sparsity (measured on a 2-core CPU, 1024 x 1024: CSR 1.4x slower than dense at
-    50 % zeros, 4.6x faster at 95 %). Returns milliseconds per product.
+    50 % zeros, 4.6x faster at 95 %). Returns milliseconds per product. A dry run
+    (`llm_course.env.dry_run`) times each product twice.
     """
+    repeats = dry_run.repeats(repeats)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, size, generator=gen)
     dense = torch.randn(size, size, generator=gen)
@@ -214,17 +218,18 @@ def fit_head(model: nn.Module, tokenizer: Any, texts: Sequence[str], labels: Seq
     A quick stand-in for fine-tuning when a demo or a test needs a classifier with a real
     decision boundary (a random head puts every logit near zero, so tiny numeric changes
     flip labels). Expects a BERT-style model: `model.bert` (pooler) + `model.classifier`.
+    A dry run (`llm_course.env.dry_run`) encodes one batch and repeats its features.
     """
     from sklearn.linear_model import LogisticRegression
 
     base = model.base_model
     feats = []
     with torch.inference_mode():
-        for i in range(0, len(texts), 32):
+        for i in dry_run.batch_starts(len(texts), 32):
             enc = tokenizer(list(texts[i:i + 32]), padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             feats.append(base(**enc).pooler_output.float())
-    x = torch.cat(feats).double().numpy()
+    x = dry_run.fill_rows(torch.cat(feats), len(texts)).double().numpy()
     # standardise, so C means the same whatever the features' scale (after a layer cut the
     # pooled features can vary by 1e-3 only), then fold the scaling into the head's weights
     mean, std = x.mean(0), x.std(0) + 1e-12
@@ -269,7 +274,11 @@ def size_on_disk_mb(variant: Any) -> float:
 
 def latency_ms(predict_fn: Predictor, batch_texts: Sequence[str], repeats: int = 10,
                warmup: int = 2) -> float:
-    """Median wall-clock milliseconds of `predict_fn(batch_texts)`, after `warmup` calls."""
+    """Median wall-clock milliseconds of `predict_fn(batch_texts)`, after `warmup` calls.
+
+    A dry run (`llm_course.env.dry_run`) times at most 2 calls.
+    """
+    repeats = dry_run.repeats(repeats)
     for _ in range(warmup):
         predict_fn(batch_texts)
     times = []
@@ -287,10 +296,13 @@ def throughput(predict_fn: Predictor, batch_texts: Sequence[str], repeats: int =
 
 def predict_labels(predict_fn: Predictor, texts: Sequence[str], batch_size: int = 32
                    ) -> np.ndarray:
-    """Arg-max label ids of `predict_fn` over `texts`, in batches."""
-    out = [predict_fn(texts[i:i + batch_size]).argmax(-1) for i in range(0, len(texts),
-                                                                         batch_size)]
-    return np.concatenate(out) if out else np.zeros(0, dtype=int)
+    """Arg-max label ids of `predict_fn` over `texts`, in batches.
+
+    A dry run (`llm_course.env.dry_run`) predicts one batch and repeats it for the rest.
+    """
+    out = [predict_fn(texts[i:i + batch_size]).argmax(-1)
+           for i in dry_run.batch_starts(len(texts), batch_size)]
+    return dry_run.fill_rows(np.concatenate(out), len(texts)) if out else np.zeros(0, dtype=int)
 
 
 def accuracy(predict_fn: Predictor, texts: Sequence[str], labels: Sequence[int]) -> float:
@@ -346,7 +358,8 @@ def compare_variants(model: nn.Module, tokenizer: Any, texts: Sequence[str],
     accuracy (NaN without labels) and agreement (share of labels equal to fp32's).
     Timings pad to `max_length` by default so every variant sees the same shapes; they are
     taken round-robin across variants (a burst of load on a shared machine then hits all
-    of them, not one) and are medians of `repeats`. Compare ratios within one table.
+    of them, not one) and are medians of `repeats` (at most 2 in a dry run,
+    `llm_course.env.dry_run`). Compare ratios within one table.
     """
     import pandas as pd
 
@@ -360,7 +373,7 @@ def compare_variants(model: nn.Module, tokenizer: Any, texts: Sequence[str],
     for fn in built.values():  # warm-up
         fn(batch1)
         fn(batch32)
-    for _ in range(repeats):
+    for _ in range(dry_run.repeats(repeats)):
         for spec, fn in built.items():
             for batch in (batch1, batch32):
                 timings.setdefault((spec, len(batch)), []).append(

@@ -41,6 +41,7 @@ from llm_course.deployment.requests import (
     readable_errors,
     request_model,
 )
+from llm_course.env import dry_run
 
 
 def create_app(model_dir: str | Path, max_batch: int = 32, max_chars: int = 2000,
@@ -351,6 +352,7 @@ def load_test(url: str, texts: Sequence[str], n_requests: int = 200, concurrency
     Loopback only (this is a classroom tool, not a way to load someone else's server), at
     most 10,000 requests and 64 threads. Returns counts, p50/p95/max latency in ms and
     requests (and texts) per second over the whole run. `api_key` is sent as a Bearer token.
+    A dry run (`llm_course.env.dry_run`) sends at most 8 requests.
     """
     import httpx
 
@@ -358,7 +360,7 @@ def load_test(url: str, texts: Sequence[str], n_requests: int = 200, concurrency
         raise ValueError(f"load_test only targets this machine (127.0.0.1), not {url}")
     if not texts:
         raise ValueError("no texts to send")
-    n_requests = max(1, min(int(n_requests), 10_000))
+    n_requests = dry_run.requests(max(1, min(int(n_requests), 10_000)))
     concurrency = max(1, min(int(concurrency), 64))
     endpoint = url.rstrip("/") + "/predict"
 

@@ -4,7 +4,10 @@
 run used (package versions, device, seed, scale, wall time). When the course runner
 (`llm-course run`, or the notebook tests) executes a notebook, it sets
 `LLM_COURSE_RESULTS_FILE` and both land in that JSON file; otherwise they are kept in
-memory (`recorded()`) so a learner can look at them.
+memory (`recorded()`) so a learner can look at them. Both also update the lesson's entry in the
+learner's progress (`llm_course.env.progress`: when it ran, at which scale, its key records).
+In a dry run (`llm_course.env.dry_run`) the file and the receipt say `"dry_run": true`, and
+`check_band` compares nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import platform
 import time
 from importlib import metadata
 from pathlib import Path
+
+from llm_course.env import dry_run, progress
 
 RESULTS_ENV = "LLM_COURSE_RESULTS_FILE"
 KEY_PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "accelerate", "peft")
@@ -39,6 +44,8 @@ def _plain(value):
 
 
 def _save() -> None:
+    if dry_run.is_dry_run():
+        _RESULTS["dry_run"] = True
     path = os.environ.get(RESULTS_ENV)
     if not path:
         return
@@ -55,6 +62,7 @@ def record(**metrics) -> dict:
         raise ValueError("record() needs at least one metric, e.g. record(val_loss=5.7)")
     _RESULTS["metrics"].update({k: _plain(v) for k, v in metrics.items()})
     _save()
+    progress.note_run(metrics=_RESULTS["metrics"], scale=_RESULTS["receipt"].get("scale"))
     return dict(_RESULTS["metrics"])
 
 
@@ -86,14 +94,17 @@ def receipt(seed: int | None = None, scale: str | None = None, show: bool = True
         "scale": resolve_scale(scale),
         "wall_s": round(time.time() - _START, 1),
         **{k: _plain(v) for k, v in extra.items()},
+        **({"dry_run": True} if dry_run.is_dry_run() else {}),
     }
     _RESULTS["receipt"] = data
     _save()
+    progress.note_run(scale=data["scale"])
     if show:
         dev = data["device"]
         pk = ", ".join(f"{k} {v}" for k, v in data["packages"].items() if v)
         print("Receipt")
-        print(f"  scale {data['scale']}, seed {seed}, wall {data['wall_s']} s")
+        print(f"  scale {data['scale']}, seed {seed}, wall {data['wall_s']} s"
+              + (" (a dry run: its numbers mean nothing)" if data.get("dry_run") else ""))
         print(f"  device {dev['kind']} ({dev.get('name', '')})")
         print(f"  python {data['python']}; {pk}")
         for k, v in _RESULTS["metrics"].items():
@@ -105,11 +116,15 @@ def check_band(name: str, value: float, bands: dict, scale: str | None = None) -
     """Say plainly whether `value` lies in the band measured for this scale.
 
     `bands` maps a scale to `(low, high)` (either end may be None), or to None when no
-    band was measured at that scale. Returns True/False, or None when there is no band.
+    band was measured at that scale. Returns True/False, or None when there is no band or
+    this is a dry run (`llm_course.env.dry_run`: its numbers come from 2 steps).
     """
     from llm_course.env.scale import resolve_scale
 
     scale = resolve_scale(scale)
+    if dry_run.is_dry_run():
+        print(f"{name} = {value:.4g}: dry run: not compared with the band for scale {scale!r}")
+        return None
     band = bands.get(scale)
     if band is None:
         print(f"{name} = {value:.4g}: no band was measured at scale {scale!r}; compare with "

@@ -24,6 +24,10 @@ PRESETS: dict[str, dict[str, dict]] = {
         "finetune": {"max_length": 48, "batch_size": 16, "max_steps": 8, "lr": 5e-5},
         # lesson 02's scaling experiment: (n_layer, n_embd) per model, same tokens for each
         "gpt_scaling": {"sizes": [[1, 32], [2, 64]], "max_steps": 20},
+        # lesson 01b: tokens generated per key/value-cache timing (prompt + new <= block_size),
+        # timing repeats (the best counts) and CPU threads while timing
+        "transformer": {"prompt_tokens": 4, "kv_new_tokens": [15, 30, 60], "timing_repeats": 5,
+                        "timing_threads": 1},
         # lesson 09: FAQ retrieval, news monitoring, recommendation
         "apps": {"faq_steps": 8, "faq_batch_size": 16, "faq_max_length": 48,
                  "finance_adapt_steps": 5, "finance_folds": 3, "stream_days": 120,
@@ -65,6 +69,8 @@ PRESETS: dict[str, dict[str, dict]] = {
                  "max_length": 128, "batch_size": 16, "max_steps": 1200, "lr": 1e-3},
         "finetune": {"max_length": 64, "batch_size": 32, "max_steps": 250, "lr": 5e-5},
         "gpt_scaling": {"sizes": [[2, 64], [3, 128], [4, 192]], "max_steps": 100},
+        "transformer": {"prompt_tokens": 4, "kv_new_tokens": [15, 30, 60, 124],
+                        "timing_repeats": 3, "timing_threads": 1},
         "apps": {"faq_steps": 150, "faq_batch_size": 32, "faq_max_length": 48,
                  "finance_adapt_steps": 40, "finance_folds": 3, "stream_days": 120,
                  "rec_items": None, "rec_users": 600, "rec_themes": 30, "rec_max_length": 128,
@@ -100,6 +106,8 @@ PRESETS: dict[str, dict[str, dict]] = {
                  "max_length": 128, "batch_size": 64, "max_steps": 5000, "lr": 2e-4},
         "finetune": {"max_length": 128, "batch_size": 32, "max_steps": 1500, "lr": 3e-5},
         "gpt_scaling": {"sizes": [[2, 128], [4, 256], [8, 512]], "max_steps": 1000},
+        "transformer": {"prompt_tokens": 4, "kv_new_tokens": [30, 60, 124, 252],
+                        "timing_repeats": 3, "timing_threads": 1},
         "apps": {"faq_steps": 400, "faq_batch_size": 64, "faq_max_length": 48,
                  "finance_adapt_steps": 60, "finance_folds": 3, "stream_days": 120,
                  "rec_items": None, "rec_users": 2000, "rec_themes": 30, "rec_max_length": 256,
@@ -127,6 +135,59 @@ PRESETS: dict[str, dict[str, dict]] = {
                    "load_requests": 1000, "concurrency": 16, "drift_texts": 400},
     },
 }
+
+# lesson 06b: prompting against fine-tuning, PRESETS[scale]["prompting"]. test_examples: the
+# first n test reviews every method is scored on (None: the whole split); k: examples in the
+# prompt, each drawn `seeds` times (choice and order); max_words: words kept per review;
+# speed_prompts: prompts timed in the batching demo; latency_texts: batch-1 predictions timed
+# per method; lora_*: the short LoRA run of SmolLM2 as a classifier (eval on a validation subset).
+_PROMPTING = {
+    "smoke": {"test_examples": 12, "k": [2, 4, 8], "seeds": 2, "max_words": 25, "batch_size": 8,
+              "speed_prompts": 3, "latency_texts": 2, "lora_steps": 3, "lora_batch_size": 4,
+              "lora_lr": 3e-4, "lora_r": 8, "lora_alpha": 16, "lora_eval_every": 3,
+              "lora_eval_examples": 8},
+    "laptop": {"test_examples": 300, "k": [2, 4, 8], "seeds": 5, "max_words": 60,
+               "batch_size": 16, "speed_prompts": 8, "latency_texts": 10, "lora_steps": 40,
+               "lora_batch_size": 16, "lora_lr": 3e-4, "lora_r": 8, "lora_alpha": 16,
+               "lora_eval_every": 10, "lora_eval_examples": 64},
+    "gpu": {"test_examples": None, "k": [2, 4, 8], "seeds": 5, "max_words": 150,
+            "batch_size": 64, "speed_prompts": 32, "latency_texts": 50, "lora_steps": 600,
+            "lora_batch_size": 32, "lora_lr": 2e-4, "lora_r": 8, "lora_alpha": 16,
+            "lora_eval_every": 100, "lora_eval_examples": 256},
+}
+for _scale, _section in _PROMPTING.items():
+    PRESETS[_scale]["prompting"] = _section
+
+# lesson 06c: instruction tuning (SFT) and preference tuning (DPO), PRESETS[scale]["instruct"].
+# *_per_kind: instruction examples per kind; max_words / answer_words: words kept of an input /
+# a free-text answer; sft_*: course-gpt's full SFT (fit and TRL alike); smollm2_*: its short LoRA
+# run (examples used, steps, held-out examples scored); dpo_*: prompts, answers sampled per
+# prompt, tokens per answer, training, the beta sweep; eval_samples: answers per held-out prompt.
+_INSTRUCT = {
+    "smoke": {"train_per_kind": 48, "heldout_per_kind": 16, "max_words": 12, "answer_words": 8,
+              "sft_steps": 30, "sft_lr": 3e-3, "sft_batch_size": 8,
+              "smollm2_examples": 8, "smollm2_steps": 2, "smollm2_lr": 1e-3,
+              "smollm2_batch_size": 4, "smollm2_eval": 4,
+              "dpo_prompts": 48, "dpo_heldout": 24, "dpo_samples": 4, "dpo_new_tokens": 12,
+              "dpo_steps": 12, "dpo_lr": 5e-4, "dpo_batch_size": 8, "dpo_beta": 0.1,
+              "dpo_betas": [0.1, 1.0], "dpo_min_margin": 0.0, "eval_samples": 2},
+    "laptop": {"train_per_kind": 500, "heldout_per_kind": 100, "max_words": 30,
+               "answer_words": 16, "sft_steps": 150, "sft_lr": 1e-3, "sft_batch_size": 16,
+               "smollm2_examples": 192, "smollm2_steps": 24, "smollm2_lr": 1e-3,
+               "smollm2_batch_size": 8, "smollm2_eval": 48,
+               "dpo_prompts": 512, "dpo_heldout": 100, "dpo_samples": 4, "dpo_new_tokens": 20,
+               "dpo_steps": 60, "dpo_lr": 3e-4, "dpo_batch_size": 16, "dpo_beta": 0.1,
+               "dpo_betas": [0.02, 0.1, 0.5], "dpo_min_margin": 0.2, "eval_samples": 2},
+    "gpu": {"train_per_kind": 700, "heldout_per_kind": 200, "max_words": 60,
+            "answer_words": 24, "sft_steps": 600, "sft_lr": 1e-3, "sft_batch_size": 32,
+            "smollm2_examples": 1000, "smollm2_steps": 200, "smollm2_lr": 5e-4,
+            "smollm2_batch_size": 16, "smollm2_eval": 200,
+            "dpo_prompts": 1000, "dpo_heldout": 200, "dpo_samples": 4, "dpo_new_tokens": 24,
+            "dpo_steps": 200, "dpo_lr": 2e-4, "dpo_batch_size": 32, "dpo_beta": 0.1,
+            "dpo_betas": [0.02, 0.05, 0.1, 0.3, 1.0], "dpo_min_margin": 0.2, "eval_samples": 4},
+}
+for _scale, _section in _INSTRUCT.items():
+    PRESETS[_scale]["instruct"] = _section
 
 
 # How each lesson's recipe trains (TrainConfig fields; `llm_course.training.config.recipe_config`

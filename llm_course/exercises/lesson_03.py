@@ -127,3 +127,158 @@ register(Exercise(
          "inputs[to_random] = random_ids[to_random]."),
     ],
 ))
+
+
+# ----------------------------------------------------------------------------------------------
+# The end-of-lesson quiz (shown by `exercises.quiz("03")`)
+
+QUIZ = [
+    {
+        "question": "Of the tokens BERT picks, 80 % become `[MASK]`, 10 % a random token and 10 % "
+                    "stay unchanged. Why not make them all `[MASK]`?",
+        "choices": {
+            "a": "To make training faster.",
+            "b": "`[MASK]` never appears in real text, where the model is used later; if only "
+                 "`[MASK]` positions were tested, the model would need good vectors only there. "
+                 "With random and unchanged tokens, any token may be a test, so it must represent "
+                 "every token well.",
+            "c": "Because 15 % of `[MASK]` tokens would make the sentences unreadable.",
+            "d": "The random tokens are data augmentation against overfitting, nothing more.",
+        },
+        "answer": "b",
+        "why": {
+            "a": "The rule costs the same to compute either way; it changes what is learnt, not "
+                 "the speed.",
+            "b": "Right: it narrows the gap between pretraining inputs (with `[MASK]`) and "
+                 "fine-tuning inputs (without).",
+            "c": "The share of picked tokens, 15 %, is the same under any replacement rule.",
+            "d": "Random tokens do add noise, but their main job is that the model cannot tell "
+                 "which positions are tested.",
+        },
+    },
+    {
+        "question": "Why is an encoder like BERT not pretrained on the next-token objective of "
+                    "lesson 02?",
+        "choices": {
+            "a": "Every token attends to every other, left and right, so the next token is "
+                 "already in its input: predicting it would be trivial.",
+            "b": "Encoders have no output layer over the vocabulary.",
+            "c": "Next-token prediction only works on English.",
+            "d": "It would need a bigger vocabulary.",
+        },
+        "answer": "a",
+        "why": {
+            "a": "Right: without a causal mask there is nothing to predict, so BERT hides tokens "
+                 "instead and asks for them back.",
+            "b": "A masked-LM has exactly such a layer (the head); the question is what it is "
+                 "asked to predict.",
+            "c": "The objective works on any language; GPT models are trained with it on many.",
+            "d": "The vocabulary has nothing to do with it; the same WordPiece would serve.",
+        },
+    },
+    {
+        "question": "In the accuracy panel of section 3, at `laptop` scale, the BERT curve first "
+                    "sits on the red dashed line (always the most frequent token) and only later "
+                    "climbs above it (at `smoke` it never leaves it). What is the model doing while "
+                    "it sits on the line?",
+        "figure": "masked-token accuracy against steps, right panel of the plot in section 3",
+        "choices": {
+            "a": "Nothing: its weights are not moving.",
+            "b": "Overfitting the training text.",
+            "c": "It has learnt the cheapest trick, the word frequencies, and gives every blank "
+                 "the same guess; reading the context around the blank comes later.",
+            "d": "Waiting for the warmup to end.",
+        },
+        "answer": "c",
+        "why": {
+            "a": "The loss falls during the plateau: the model is learning the frequencies, which "
+                 "alone give exactly the baseline's accuracy.",
+            "b": "Overfitting would lift training accuracy and lower validation accuracy; on the "
+                 "plateau neither moves away from the baseline.",
+            "c": "Right: the loss sits near the unigram entropy there. Too high a learning rate, "
+                 "or dropout in this small post-LN BERT, can keep it on the plateau for good.",
+            "d": "Warmup is 10 % of the steps; the plateau can last much longer, and it is about "
+                 "what is learnt first, not about the schedule.",
+        },
+    },
+    {
+        "question": "The validation set is masked once, with a fixed seed, while each training "
+                    "batch gets new masks. Why the difference?",
+        "choices": {
+            "a": "Masking the validation set is too slow to repeat.",
+            "b": "Evaluations must be comparable: the same blanks before training, after it and "
+                 "in any later run. Training gains from new blanks each time: more varied "
+                 "questions from the same text.",
+            "c": "The collator cannot mask validation data.",
+            "d": "Fresh validation masks would leak the answers.",
+        },
+        "answer": "b",
+        "why": {
+            "a": "It takes a fraction of a second; the reason is comparability.",
+            "b": "Right: with fresh masks, two evaluations would differ by the luck of the draw, "
+                 "not only by the model.",
+            "c": "The same collator could mask it; `frozen_masks` fixes the draw on purpose.",
+            "d": "Masks hide tokens; fresh masks would not reveal answers, they would just "
+                 "change the questions.",
+        },
+    },
+    {
+        "question": "`SparseHeadBertForMaskedLM` computes the vocabulary scores only at the masked "
+                    "positions while training. Why does the loss stay exactly the same?",
+        "choices": {
+            "a": "It does not: it is an approximation, traded for speed.",
+            "b": "The other positions are scored later, at evaluation.",
+            "c": "It uses a smaller vocabulary.",
+            "d": "Only masked positions have a label; the others are $-100$ and add nothing to "
+                 "the loss, so their scores were wasted work.",
+        },
+        "answer": "d",
+        "why": {
+            "a": "A test checks the loss and the gradients against `BertForMaskedLM`: they match.",
+            "b": "Evaluation runs the ordinary forward pass, but that is not why the training "
+                 "loss is unchanged.",
+            "c": "The vocabulary is the same 8,192 (at `laptop`); only the positions differ.",
+            "d": "Right: about 85 % of the head's work was thrown away; skipping it made a step "
+                 "1.5 times faster here.",
+        },
+    },
+    {
+        "question": "MiniLM is a far better encoder than `course-bert`, yet its fill-mask guesses "
+                    "are noise. Why?",
+        "choices": {
+            "a": "MiniLM was never pretrained.",
+            "b": "MiniLM's tokenizer has no `[MASK]` token.",
+            "c": "Its published weights have no masked-LM head: `transformers` fills the missing "
+                 "head with random values, while the knowledge sits in the body.",
+            "d": "MiniLM only works on sentence pairs.",
+        },
+        "answer": "c",
+        "why": {
+            "a": "It was distilled from a pretrained BERT and then trained on a billion sentence "
+                 "pairs.",
+            "b": "It has one; the pipeline ran and returned guesses, just random ones.",
+            "c": "Right: the load report says the `cls.predictions` weights are MISSING. Lesson "
+                 "04 uses the body, which is what MiniLM is good at.",
+            "d": "It was trained on pairs to make sentence embeddings, but it encodes a single "
+                 "sentence well, as lesson 04 shows.",
+        },
+    },
+    {
+        "question": "Why does a masked-LM learn more slowly per token read than a GPT?",
+        "choices": {
+            "a": "Only the 15 % masked tokens give a training signal, while a GPT learns from "
+                 "every position.",
+            "b": "Bidirectional attention is slower to compute.",
+            "c": "WordPiece makes more tokens than BPE.",
+            "d": "It does not: both learn equally fast.",
+        },
+        "answer": "a",
+        "why": {
+            "a": "Right: this is one reason later encoders such as ELECTRA changed the objective "
+                 "to learn from every token.",
+            "b": "Attention costs about the same with or without a causal mask.",
+            "c": "The tokenizer changes how many tokens a text has, not how much each teaches.",
+            "d": "Per token read, a masked-LM gets about a seventh of the labels a GPT gets.",
+        },
+    },
+]

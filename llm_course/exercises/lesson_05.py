@@ -143,3 +143,183 @@ def _f1_of(p: list[int], y: list[int], c: int) -> float:
     fp = sum(a == c and b != c for a, b in zip(p, y, strict=True))
     fn = sum(a != c and b == c for a, b in zip(p, y, strict=True))
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+# ----------------------------------------------------------------------------------------------
+# 05_fine_tuning: the end-of-lesson quiz (plain data; `exercises.quiz("05")` shows and
+# checks it)
+
+QUIZ = [
+    {"question": "Why does the fine-tuning recipe start with a **warmup**, the learning rate "
+                 "rising from 0 over the first 10 % of steps?",
+     "choices": {
+         "a": "Because the pretrained weights need time to load before training starts.",
+         "b": "To reach the peak rate faster than a constant schedule would.",
+         "c": "So that the last steps use a higher rate than the first ones.",
+         "d": "The new classifier head starts random, so its first gradients are large and noisy; "
+              "a small rate at first keeps them from wrecking the pretrained body before the head "
+              "has settled.",
+     },
+     "answer": "d",
+     "why": {
+         "a": "No. Loading has nothing to do with the schedule; the weights are all there before "
+              "the first step.",
+         "b": "No. A constant schedule is at the peak from step 0; warmup gets there later, on "
+              "purpose.",
+         "c": "No. After the warmup the rate decays linearly to 0, so the last steps are the "
+              "smallest.",
+         "d": "Right. Fine-tuning wants to adapt the pretrained solution, not leave it; the ramp "
+              "limits how far the random head's first gradients can push the body.",
+     }},
+    {"question": "In a 60-step sweep the best peak rates were $3 \\times 10^{-4}$ and $10^{-4}$, "
+                 "as high as pretraining rates. Why does the main run still use $5 \\times "
+                 "10^{-5}$ for 250 steps?",
+     "choices": {
+         "a": "A short sweep rewards whatever moves fastest; the rule of thumb is about "
+              "full-length fine-tuning and about what the weights keep. A small rate needs more "
+              "steps, and it stays close to the pretrained solution.",
+         "b": "Because $5 \\times 10^{-5}$ scored best on the test split.",
+         "c": "Lower rates always give higher accuracy, whatever the number of steps.",
+         "d": "A rate above $10^{-4}$ cannot be used with warmup.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. With 60 steps the small rates were still answering one class; given 250 "
+              "steps, $5 \\times 10^{-5}$ reached about 83 %. The sweep's right panel shows the "
+              "other side: large rates move the weights far from pretraining.",
+         "b": "No. The test split stays untouched while choosing; the sweep scored on validation.",
+         "c": "No. In the sweep the smallest rates were the *worst*: they had barely moved after "
+              "60 steps.",
+         "d": "No. Warmup works with any peak rate; the sweep used it at every rate.",
+     }},
+    {"question": "In section 3's sweep figure, the run at $10^{-3}$ ends on the 'always positive' "
+                 "line (left panel). What does the right panel, 'How far the weights moved', show "
+                 "for it, and what happened?",
+     "choices": {
+         "a": "Its weights barely moved: the rate was too small for 60 steps.",
+         "b": "Its weights moved no further than at $10^{-5}$; the collapse came from the warmup.",
+         "c": "Its weights moved dozens of times further from the pretrained ones than at "
+              "$10^{-5}$: large steps overwrote what pretraining had taught, and the model fell "
+              "back to answering one class.",
+         "d": "Only the classifier head moved; the body stayed as pretrained.",
+     },
+     "answer": "c",
+     "why": {
+         "a": "That describes the $10^{-5}$ line, the lowest in the right panel. $10^{-3}$ is the "
+              "rate `course-bert` was *pretrained* with, far above a fine-tuning rate.",
+         "b": "No. The two lines are far apart on the log scale; the warmup is the same 10 % of "
+              "the steps at every rate.",
+         "c": "Right. That is catastrophic forgetting at work: the training loss stays near $\\ln "
+              "2 \\approx 0.69$, a coin flip's, and the model answers one class for everything.",
+         "d": "No. The right panel measures the embeddings and each transformer layer, and at "
+              "$10^{-3}$ every one of them moved.",
+     },
+     "figure": "the learning-rate sweep figure of section 3 (right panel: how far the weights "
+                "moved)"},
+    {"question": "Freezing most of the network (top-k, head only) cuts the 'weights + grads + "
+                 "AdamW' memory of section 2's table. Why?",
+     "choices": {
+         "a": "Frozen weights are not loaded into memory.",
+         "b": "Gradients and AdamW's two moments, 12 bytes per parameter, exist only for "
+              "*trainable* parameters; a frozen weight costs its own 4 bytes only.",
+         "c": "Freezing stores the weights in 8-bit integers.",
+         "d": "Frozen layers are removed from the forward pass.",
+     },
+     "answer": "b",
+     "why": {
+         "a": "No. The frozen body still computes the features, so its weights are in memory.",
+         "b": "Right. That is why head only needs almost nothing beyond the model itself. The "
+              "saved activations shrink too: the backward pass stops at the lowest trained layer.",
+         "c": "No. Freezing only sets `requires_grad=False`; the dtype does not change (lesson 08 "
+              "quantises).",
+         "d": "No. Every layer still runs forward; only gradients are skipped.",
+     }},
+    {"question": "Look at section 4's figure (200 labels). Compare the plain run's training loss "
+                 "(left, log scale) with its validation accuracy (right). What do they show "
+                 "together?",
+     "choices": {
+         "a": "Both keep improving: more steps would keep helping.",
+         "b": "The training loss falls towards zero while the validation accuracy stops rising: "
+              "the model learns the 200 reviews by heart, and that no longer carries over to new "
+              "ones.",
+         "c": "The training loss stays near $\\ln 2 \\approx 0.69$: the model collapsed to one "
+              "class.",
+         "d": "The validation accuracy rises while the training loss stalls: the model is too "
+              "small to fit the data.",
+     },
+     "answer": "b",
+     "why": {
+         "a": "No. Read the right panel: the validation accuracy flattens early while the "
+              "training loss keeps falling; more steps only memorise more.",
+         "b": "Right. That is overfitting: a 22.7 M-parameter network can memorise 200 examples. "
+              "The cures of section 4 (dropout, weight decay, early stopping, augmentation, FGM, "
+              "LoRA) each attack that gap.",
+         "c": "No. That is what a collapsed run looks like (the high-rate runs of section 3); "
+              "here the training loss falls far below 0.69.",
+         "d": "The other way round: the training loss keeps falling, so the model fits the "
+              "training data all too well.",
+     },
+     "figure": "the few-labels figure of section 4 (training loss, validation accuracy)"},
+    {"question": "FGM with $\\epsilon = 1$ made the run collapse to answering 'positive', while "
+                 "$\\epsilon = 0.1$ trained normally. Why is FGM so touchy here?",
+     "choices": {
+         "a": "$\\epsilon = 1$ is the value for BERT-base, which has a different tokenizer.",
+         "b": "A larger $\\epsilon$ always regularises more, and too much regularisation always "
+              "collapses a model.",
+         "c": "FGM runs two forward and backward passes, which doubles the effective learning "
+              "rate.",
+         "d": "A MiniLM word vector has a norm of about 1.1 and the gradient piles up on a few "
+              "tokens, so $\\epsilon = 1$ can move one word's vector by its own length: the "
+              "nudged copy is no longer the same review.",
+     },
+     "answer": "d",
+     "why": {
+         "a": "The tokenizer is not the point; the point is how large $\\epsilon$ is next to the "
+              "embeddings it perturbs.",
+         "b": "Not always: the lesson's explanation is specific, the nudge compared with the size "
+              "of a word vector.",
+         "c": "No. FGM adds a second loss on the nudged copy (costing about 2.3 times the "
+              "compute), not a larger step.",
+         "d": "Right. The size of an adversarial nudge only means something relative to the size "
+              "of what it nudges; the model could not fit both the review and a different text "
+              "with the same label.",
+     }},
+    {"question": "Why did weight decay barely matter in the few-label runs?",
+     "choices": {
+         "a": "Weight decay only acts on the classifier head.",
+         "b": "AdamW ignores weight decay.",
+         "c": "Each step shrinks the weights by the factor $1 - \\eta\\lambda \\approx 1 - "
+              "10^{-5}$, so over 60 steps they shrink by well under a tenth of a percent; and "
+              "decaying towards zero is the wrong target for a pretrained model.",
+         "d": "Weight decay needs dropout to work.",
+     },
+     "answer": "c",
+     "why": {
+         "a": "No. It acts on every weight matrix that trains.",
+         "b": "No. AdamW is the optimizer that applies weight decay *decoupled* from the "
+              "gradient, $\\theta \\leftarrow \\theta - \\eta\\lambda\\theta$.",
+         "c": "Right. Fine-tuning stays close to the pretrained weights anyway, which is already "
+              "a strong regulariser; decay towards the pretrained weights (L2-SP) is the version "
+              "that fits.",
+         "d": "No. The two are independent regularisers.",
+     }},
+    {"question": "A model answers 'positive' to every test review, and 57.8 % of the reviews are "
+                 "positive. About what is its macro-F1?",
+     "choices": {
+         "a": "About 0.37: the positive class has F1 $= 2 \\cdot 0.578 / 1.578 \\approx 0.73$, "
+              "the negative class 0, and macro-F1 averages the two.",
+         "b": "0.578, the same as its accuracy.",
+         "c": "0.5, because there are two classes.",
+         "d": "1.0 for the positive class, so 1.0.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. Positive: precision 0.578, recall 1, F1 about 0.73; negative: never "
+              "predicted, F1 0. Macro-F1 weighs both classes equally, so a model that ignores one "
+              "is caught.",
+         "b": "No. Accuracy hides the ignored class; that is the reason to report macro-F1 too.",
+         "c": "No. 0.5 would be a model about as good on both classes; this one is useless on one "
+              "of them.",
+         "d": "No. The positive class's precision is only 0.578 (every negative review is called "
+              "positive), and the negative class scores 0.",
+     }},
+]

@@ -214,3 +214,166 @@ register(Exercise(
     ],
     setup="import math",
 ))
+
+# ----------------------------------------------------------------------------------------------
+# 08_deployment: the end-of-lesson quiz (plain data; `exercises.quiz("08")` shows and checks it)
+
+QUIZ = [
+    {"question": "Your service receives **one review per request** and must answer within **50 ms "
+                 "at p95**. How do you pick a variant from section 3's table?",
+     "choices": {
+         "a": "Take the variant with the lowest batch-32 latency: a fast batch means fast "
+              "requests.",
+         "b": "Among the variants whose **batch-1** latency leaves room under 50 ms for the tail, "
+              "take the one whose accuracy and agreement stay closest to fp32; then confirm its "
+              "p95 with a load test on the serving machine.",
+         "c": "Take `drop:2`: it removes whole layers, so it is the structurally smallest model.",
+         "d": "Take `prune:0.9`: with 90 % of the weights at zero it does a tenth of the "
+              "multiplications.",
+     },
+     "answer": "b",
+     "why": {
+         "a": "No. A batch-32 call is what 32 texts wait together; one user's request runs at "
+              "batch 1, where fixed costs weigh more and the ranking of variants can differ (ONNX "
+              "Runtime gains most there).",
+         "b": "Right. Read the column that matches how requests arrive, remember the table "
+              "reports medians while the budget is on p95, prefer a variant that does not change "
+              "the answers, and measure on the hardware you will serve from: timings move with "
+              "the machine and its load.",
+         "c": "No. With its old head it lost about 25 points of accuracy at `laptop` (it answered "
+              "'positive' to almost everything); only a refitted head makes it usable, and even "
+              "then it is below fp32.",
+         "d": "No. Dense kernels multiply the zeros like any other number: the pruned variants "
+              "are no faster and no smaller, and at 90 % they lose much of their accuracy.",
+     }},
+    {"question": "In section 3's variants figure, find the `prune:S` points (left: size against "
+                 "batch-32 latency) and their bars (right: accuracy). What does unstructured "
+                 "pruning buy this model?",
+     "choices": {
+         "a": "A smaller file at the same speed and accuracy.",
+         "b": "Lower latency at some cost in accuracy, like `drop:2`.",
+         "c": "A speed-up that grows with S, at no cost in accuracy.",
+         "d": "Nothing in size or speed (the points sit on fp32's), and less accuracy as S grows: "
+              "the zeros are still stored and multiplied by dense kernels.",
+     },
+     "answer": "d",
+     "why": {
+         "a": "No. The pruned points sit at fp32's size: a dense safetensors file stores a zero "
+              "in 4 bytes like any other float.",
+         "b": "That is what the structured cut `drop:2` does; the pruned points sit at fp32's "
+              "latency, because the matrices keep their shape.",
+         "c": "No. Dense kernels multiply zeros like any other number, so the time does not move; "
+              "and the accuracy bars fall as more weights are zeroed.",
+         "d": "Right. To gain you need a sparse format and kernel, which pay off only at very "
+              "high sparsity (section 4's dense-against-CSR timing), or a structured cut that "
+              "leaves a smaller dense model.",
+     },
+     "figure": "the variants figure of section 3 (size against latency, accuracy per variant)"},
+    {"question": "Why does `int8_dynamic` (quantise the `Linear` weights once, per row, and the "
+                 "activations on the fly) speed up a transformer on a CPU?",
+     "choices": {
+         "a": "The `Linear` layers' matrix products hold most of the compute; their weights are "
+              "fixed, so they are quantised once with a scale per row, while activations change "
+              "with every input, so their scale is measured on the fly, and int8 products are "
+              "fast on CPUs with int8 instructions (VNNI).",
+         "b": "int8 holds more precision than fp32, so fewer operations are needed.",
+         "c": "Dynamic quantisation also retrains the weights to make them easier to compute.",
+         "d": "It quantises every layer, embeddings included, so the whole file shrinks four "
+              "times.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. That is where the time goes, especially at batch 32. The embeddings are a "
+              "lookup, not a matrix product, and stay fp32: that is why the file shrinks by about "
+              "a third, not by four. On a CPU without fast int8 units the gain can vanish.",
+         "b": "No. int8 has 256 levels per row against fp32's 24-bit mantissa; it gives up "
+              "precision (each value within half a step $s/2$) to gain speed and bytes.",
+         "c": "No. Post-training quantisation changes how weights are stored, not what they are "
+              "trained to; no data or gradient is involved.",
+         "d": "No. That is `onnx_int8`, which also quantises the embeddings (about a quarter of "
+              "fp32's size). `int8_dynamic` leaves them in fp32.",
+     }},
+    {"question": "What does the population stability index (PSI) of section 7 measure?",
+     "choices": {
+         "a": "How much the model's accuracy has dropped since deployment.",
+         "b": "The probability that the new batch comes from the same distribution as the "
+              "reference.",
+         "c": "How far the shares of a new batch over the same bins (of predicted labels, or of "
+              "input lengths) have moved from the reference shares: 0 when identical, above 0.25 "
+              "read as a major change.",
+         "d": "The average difference in characters between new and reference texts.",
+     },
+     "answer": "c",
+     "why": {
+         "a": "No. Nobody labels the incoming texts, so accuracy cannot be watched; PSI looks "
+              "only at what the server sees: inputs and predictions.",
+         "b": "No. That is what a test's p-value speaks to (chi-square for the labels, "
+              "Kolmogorov-Smirnov for the lengths); PSI is a size of change, not a probability.",
+         "c": "Right. $\\sum_i (n_i - r_i)\\ln(n_i / r_i)$ adds a non-negative term for every bin "
+              "whose share moved, in either direction. It says that the traffic changed, not "
+              "whether the answers are wrong.",
+         "d": "No. Lengths are one of the things binned, but PSI compares the shares per bin, not "
+              "a mean difference.",
+     }},
+    {"question": "`drift_report` raises an alert only when PSI > 0.25 **and** p < 0.01. Why "
+                 "require both?",
+     "choices": {
+         "a": "PSI alone is noisy on small batches, and a p-value alone fires on trivial "
+              "differences once batches are large: together they ask for a change that is both "
+              "big and real.",
+         "b": "Two conditions halve the false alarms; any two statistics would do.",
+         "c": "PSI only works for labels and the p-value only for lengths.",
+         "d": "The p-value says how big the change is and PSI how certain it is.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. PSI measures size, the test measures whether the difference could be "
+              "chance. With 400 texts per batch each guards against the other's failure.",
+         "b": "No. The two are chosen because they fail in opposite situations; two statistics "
+              "that fail the same way would add nothing.",
+         "c": "No. Section 7 computes both, PSI and a test, for the labels and for the lengths.",
+         "d": "The other way round: PSI is the size of the change, the p-value how unlikely such "
+              "a difference is by chance.",
+     }},
+    {"question": "Look at section 7's figure (input length, predicted labels). What does it show "
+                 "about the business news, and what should the person on call do?",
+     "choices": {
+         "a": "Its lengths overlap the reviews' and its label shares match the reference: nothing "
+              "to do.",
+         "b": "Its lengths differ, so the model is broken and must be retrained at once.",
+         "c": "Its lengths sit about ten times to the right of the reviews and its label shares "
+              "differ: the traffic is no longer what the model was built for; look, and perhaps "
+              "label a sample, before trusting its answers.",
+         "d": "The model still answers 'positive' or 'negative' with confidence, so it is coping.",
+     },
+     "answer": "c",
+     "why": {
+         "a": "No. Read the log-scale axis: the business news histogram sits around a thousand "
+              "characters or more, the reviews around a hundred, and its bar of label shares "
+              "differs from the reference.",
+         "b": "Not yet: an alert says the inputs changed, not that the answers are wrong. Look "
+              "first; retraining may or may not be the answer.",
+         "c": "Right. Drift monitoring watches what can be seen without labels; labelling a "
+              "sample is how you learn whether the model still works on the new traffic.",
+         "d": "No. A classifier always picks a label and cannot say 'this is not a review'; its "
+              "confidence is no evidence that it is right on text it was never meant to read.",
+     },
+     "figure": "the drift figure of section 7 (input length, predicted labels)"},
+    {"question": "Why does a service report p95 and p99 latency and not only the mean?",
+     "choices": {
+         "a": "The mean is harder to compute from a stream of requests.",
+         "b": "Latency has a long right tail: if 1 call in 20 is slow, a page that makes 20 calls "
+              "is usually slow, and the mean hides those calls.",
+         "c": "Percentiles are always lower than the mean, so they make the service look better.",
+         "d": "p95 and p99 measure throughput, the mean measures latency.",
+     },
+     "answer": "b",
+     "why": {
+         "a": "No. The mean is the easiest statistic of all; the problem is what it hides.",
+         "b": "Right. Section 5's histogram of single calls shows the tail: the users who wait "
+              "longest are the ones a budget and an alert rule are about.",
+         "c": "No. On a right-skewed distribution p95 and p99 lie *above* the mean; they show the "
+              "worst common cases.",
+         "d": "No. All three are latencies; throughput is requests or texts per second.",
+     }},
+]

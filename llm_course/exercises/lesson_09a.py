@@ -145,3 +145,151 @@ register(Exercise(
     ],
     setup="from collections.abc import Sequence\n\nimport numpy as np",
 ))
+
+# ----------------------------------------------------------------------------------------------
+# 09a_faq_assistant: the end-of-lesson quiz (plain data; `exercises.quiz("09a")` shows and
+# checks it)
+
+QUIZ = [
+    {"question": "This assistant never writes a sentence of its own: it returns a stored answer "
+                 "(retrieval), where a language model would write a new one (generation). What "
+                 "does that buy, and what does it cost?",
+     "choices": {
+         "a": "It buys nothing: retrieval is only a cheap stand-in until a generator is trained.",
+         "b": "It can answer any question, because a nearest neighbour always exists.",
+         "c": "Every reply is an answer a person wrote and can check, and the similarity score "
+              "says how good the match is; but it can only answer what is stored, so questions "
+              "outside the collection need a hand-over.",
+         "d": "Its answers need no evaluation, because people wrote them.",
+     },
+     "answer": "c",
+     "why": {
+         "a": "No. For customer service, vetted answers and a score to decide when not to answer "
+              "are exactly what is wanted; a generator can produce a fluent wrong instruction.",
+         "b": "No. A nearest neighbour always exists, which is precisely the danger: for 'I want "
+              "a refund' it still finds *some* stored question, and its answer is wrong.",
+         "c": "Right. The collection bounds what it can say, for better and worse: no invented "
+              "answers, and no answers beyond the collection. That is why section 4 adds the "
+              "hand-over threshold.",
+         "d": "No. The answers are right for their own questions; whether the *matching* picks "
+              "the right one is what top-1 accuracy measures.",
+     }},
+    {"question": "Read section 4's figure (left: best similarity of answerable and unanswerable "
+                 "tuning questions; right: utility against the threshold). If you raise "
+                 "`wrong_cost`, where does the chosen threshold go?",
+     "choices": {
+         "a": "Up: each wrong answer now costs more, so the best threshold moves right; the "
+              "assistant answers less often and is right more often when it does.",
+         "b": "Down: a higher cost means the assistant must answer more questions to make up for "
+              "it.",
+         "c": "Nowhere: the threshold depends only on the similarity histograms, not on costs.",
+         "d": "To 1.0 always: any positive cost makes handing everything over the best choice.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. The utility counts right answers minus `wrong_cost` times wrong ones. Where "
+              "the two histograms overlap, answering gains +1 on some questions and loses the "
+              "cost on others; a higher cost tips that trade towards handing over.",
+         "b": "No. Answering more means more wrong answers, each now more expensive.",
+         "c": "No. The histograms say where the questions lie; the costs decide where to cut. The "
+              "right panel is the utility curve, and it changes shape with the cost.",
+         "d": "No. A right answer still earns +1; as long as the high-similarity questions are "
+              "mostly answerable, answering them beats handing them over.",
+     },
+     "figure": "the threshold figure of section 4 (similarity histograms, utility curve)"},
+    {"question": "Why does the assistant compare embeddings by cosine similarity rather than by "
+                 "the raw dot product?",
+     "choices": {
+         "a": "Cosine ignores word order, the dot product does not.",
+         "b": "The dot product cannot be computed for vectors of size 384.",
+         "c": "Cosine is always larger, which makes the threshold easier to set.",
+         "d": "Cosine compares directions, not lengths: a question does not win just because its "
+              "vector is long.",
+     },
+     "answer": "d",
+     "why": {
+         "a": "No. Both act on the same pooled vectors; word order is handled (or not) by the "
+              "encoder before either is computed.",
+         "b": "No. Any two vectors of the same size have a dot product.",
+         "c": "No. Cosine lies in [-1, 1]; the dot product is unbounded. A bounded score does "
+              "make a threshold easier to reason about, but not because it is larger.",
+         "d": "Right. Dividing by both norms leaves only the angle, which is what the encoder was "
+              "trained to make meaningful.",
+     }},
+    {"question": "TF-IDF word overlap scored far below MiniLM at top-1. What kind of test "
+                 "question does word overlap get wrong?",
+     "choices": {
+         "a": "Questions the collection cannot answer.",
+         "b": "Paraphrases in other words, such as 'the display keeps blinking' for 'my screen is "
+              "flickering'.",
+         "c": "Very short questions, because TF-IDF needs long texts.",
+         "d": "Questions with capital letters.",
+     },
+     "answer": "b",
+     "why": {
+         "a": "Those are a problem for every method (that is the hand-over's job); top-1 is "
+              "measured on answerable paraphrases.",
+         "b": "Right. With no shared words there is nothing to overlap, while the encoder maps "
+              "both wordings to nearby vectors.",
+         "c": "No. The stored questions are short too, and TF-IDF handles short texts; what it "
+              "needs is shared words.",
+         "d": "No. TF-IDF lower-cases by default.",
+     }},
+    {"question": "Fine-tuning the encoder on pairs of questions from the **same category** made "
+                 "retrieval worse. Why?",
+     "choices": {
+         "a": "It teaches that all questions of a category are alike, which is exactly what "
+              "retrieval must not believe: it has to tell the questions of one category apart.",
+         "b": "The learning rate was too high for this signal.",
+         "c": "Category labels in the collection are wrong.",
+         "d": "Any fine-tuning of a pretrained sentence encoder makes retrieval worse.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. The training signal decides what 'similar' means. Pairing a question with "
+              "its own answer teaches what a good match is, and did not hurt.",
+         "b": "No. Both fine-tunes used the same steps and learning rate; only the pairs "
+              "differed, and only the category pairs hurt.",
+         "c": "No. The categories are fine as categories; they are the wrong notion of similarity "
+              "for finding one specific question.",
+         "d": "No. Fine-tuning on question-answer pairs kept or slightly raised top-1.",
+     }},
+    {"question": "The threshold and the deployed encoder are chosen on the **tuning** half of the "
+                 "test questions, and results are reported on the other half. Why?",
+     "choices": {
+         "a": "The tuning half is easier, so the threshold comes out more cautious.",
+         "b": "To double the number of test questions.",
+         "c": "Whatever is chosen on a set fits that set's quirks; reporting on the same set "
+              "would make the numbers too good.",
+         "d": "Because the tuning half contains no unanswerable questions.",
+     },
+     "answer": "c",
+     "why": {
+         "a": "No. The halves are split alternately from the same questions; neither is meant to "
+              "be easier.",
+         "b": "No. Splitting halves the questions each number rests on; that is the price of an "
+              "honest estimate.",
+         "c": "Right. Choosing is a form of fitting; the test half stays untouched so that its "
+              "numbers estimate what new customers would see.",
+         "d": "No. Both halves hold answerable and unanswerable questions: the threshold needs "
+              "both to be chosen.",
+     }},
+    {"question": "The contrastive loss of section 5 trains with **in-batch negatives**. Where do "
+                 "the negatives come from?",
+     "choices": {
+         "a": "From a separate list of wrong answers written for each question.",
+         "b": "There are none: the loss only pulls pairs together.",
+         "c": "From random noise vectors added to the embeddings.",
+         "d": "From the other pairs in the batch: each anchor must pick its own partner out of "
+              "all $B$ positives, so the other $B - 1$ act as its negatives.",
+     },
+     "answer": "d",
+     "why": {
+         "a": "No. Nobody wrote negatives; that is the point of the trick.",
+         "b": "No. A loss that only pulls pairs together is satisfied by mapping every text to "
+              "the same vector; the softmax over the batch also pushes the others away.",
+         "c": "No. That would be a kind of augmentation, not this loss.",
+         "d": "Right. It is a cross-entropy over the batch, with the other pairs as the wrong "
+              "classes: larger batches give more negatives for free.",
+     }},
+]

@@ -134,3 +134,153 @@ register(Exercise(
     ],
     setup="from collections.abc import Sequence",
 ))
+
+# ----------------------------------------------------------------------------------------------
+# 09b_news_monitoring: the end-of-lesson quiz (plain data; `exercises.quiz("09b")` shows and
+# checks it)
+
+QUIZ = [
+    {"question": "The sentiment model scores well on movie reviews but worse on business "
+                 "headlines. What is the cause?",
+     "choices": {
+         "a": "The model overfitted the movie reviews during lesson 05.",
+         "b": "Headlines are too short for a transformer to read.",
+         "c": "A domain shift: the inputs changed. Business news has its own vocabulary, and the "
+              "same words can flip meaning ('cuts' is bad for a film, often good for a company's "
+              "costs), so the accuracy measured on reviews no longer holds.",
+         "d": "The hand-written headline labels are wrong.",
+     },
+     "answer": "c",
+     "why": {
+         "a": "No. Its accuracy on held-out reviews is fine: it generalises within its domain, "
+              "not across domains.",
+         "b": "No. Review snippets are short too; the problem is what the words mean, not how "
+              "many there are.",
+         "c": "Right. A model's accuracy belongs to the distribution it was measured on; a new "
+              "domain needs its own measurement, which is why the lesson labelled headlines by "
+              "hand.",
+         "d": "A few labels are arguable (one person wrote them), but that cannot explain a "
+              "systematic drop; the lesson's examples of mistakes show domain vocabulary.",
+     }},
+    {"question": "For the monitor, which mistake of the topic router silently hides bad news?",
+     "choices": {
+         "a": "Low recall for business: business stories routed elsewhere are never scored.",
+         "b": "Low precision for business: sport stories let through.",
+         "c": "Low accuracy on the entertainment class.",
+         "d": "Routing is never a problem, because the sentiment model reads every story anyway.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. A business story dropped by the router never reaches the sentiment model, "
+              "so a surge among such stories would be invisible. Precision adds noise, recall "
+              "loses signal.",
+         "b": "That adds noise to the daily negative share (stories that are not business news), "
+              "but nothing is hidden: those stories are scored and seen.",
+         "c": "No. Entertainment mistakes matter only when they involve business: a story routed "
+              "wrongly from or to business.",
+         "d": "No. Only the stories routed to business are scored; that is the point of the "
+              "router.",
+     }},
+    {"question": "In section 5's figure, what does a red alert marker far from every orange band "
+                 "count against, and what does an orange band with no marker in it or just after "
+                 "it count against?",
+     "choices": {
+         "a": "The first lowers recall, the second lowers precision.",
+         "b": "Both lower precision.",
+         "c": "Neither: only the height of the z-score matters.",
+         "d": "The first lowers precision (a false alarm), the second lowers recall (a missed "
+              "surge).",
+     },
+     "answer": "d",
+     "why": {
+         "a": "Swapped: precision is about the alerts raised, recall about the surges that "
+              "happened.",
+         "b": "No. A missed surge raises no alert at all, so it cannot change precision (hits "
+              "over alert episodes); it lowers recall (surges caught over surges).",
+         "c": "No. The z-score is how the alert decides; precision and recall are how we judge "
+              "those decisions against the surges we injected.",
+         "d": "Right. Consecutive alert days form one episode; an episode overlapping a surge (or "
+              "its `grace` days after) is a hit. Precision = hits / episodes, recall = surges "
+              "caught / surges.",
+     },
+     "figure": "the stream and z-score figure of section 5 (orange bands: injected surges)"},
+    {"question": "The lesson also ran the stream through the *unadapted* model, whose negative "
+                 "share sits at a different level from the true one. Why can its z-score alert "
+                 "still catch a surge?",
+     "choices": {
+         "a": "The alert reads the true share, not the pipeline's.",
+         "b": "The z-score compares each day with the stream's own recent days: a steady bias "
+              "moves the baseline too and cancels out, while a sudden change still stands out.",
+         "c": "It cannot: a biased model never raises a correct alert.",
+         "d": "The threshold is adjusted automatically to the model's bias.",
+     },
+     "answer": "b",
+     "why": {
+         "a": "No. The true share is only known because the stream is simulated; the alert reads "
+              "the pipeline's output, as a real monitor would.",
+         "b": "Right. 'Is today unusual for this stream?' survives a constant offset. What the "
+              "adapted model adds is a level you can read: a share close to the true one.",
+         "c": "No. A z-score can catch sharp changes even through a biased model; the lesson "
+              "scored both models' alerts.",
+         "d": "No. `z_threshold` is a fixed parameter; the baseline's mean and spread follow the "
+              "stream, the threshold does not.",
+     }},
+    {"question": "Why does the rolling baseline for day $t$ use only the $w$ days **before** it, "
+                 "never day $t$ itself?",
+     "choices": {
+         "a": "It makes no difference with a 14-day window.",
+         "b": "To save computation.",
+         "c": "Because day $t$'s data arrives too late to be used.",
+         "d": "A burst would hide in its own baseline: including today raises the mean and the "
+              "spread, and shrinks today's z-score.",
+     },
+     "answer": "d",
+     "why": {
+         "a": "No. One extreme day in 15 moves both the mean and, more, the standard deviation: "
+              "the z-score of a surge's first day can drop a lot.",
+         "b": "No. One more day in a window costs nothing.",
+         "c": "No. Day $t$ is known when its z-score is computed; it is kept out on purpose.",
+         "d": "Right. The question is whether today differs from the days before; today cannot be "
+              "part of the answer to that.",
+     }},
+    {"question": "With only 66 labelled headlines, how does the lesson measure the adapted "
+                 "model's accuracy honestly?",
+     "choices": {
+         "a": "By cross-fitting: three folds, each predicted by a model fine-tuned on the other "
+              "two, so every headline is scored by a model that never saw it.",
+         "b": "By scoring it on the 66 headlines it was trained on.",
+         "c": "By measuring it on movie reviews.",
+         "d": "By holding out 6 headlines as a test set.",
+     },
+     "answer": "a",
+     "why": {
+         "a": "Right. All 66 count in the 'after' accuracy and none is scored by a model that "
+              "trained on it. The stream of section 5 is scored the same way, each headline by "
+              "the model that held it out, so its alerts are a test too.",
+         "b": "No. That measures memory, not generalisation: a model can learn 66 labels by "
+              "heart.",
+         "c": "No. That measures the old domain (and whether adaptation cost anything there), not "
+              "the new one.",
+         "d": "Six headlines would make every one worth 17 points: far too noisy to tell "
+              "anything.",
+     }},
+    {"question": "You lower `z_threshold` from 3 to 2. What happens to the alert's precision and "
+                 "recall?",
+     "choices": {
+         "a": "Both rise: a lower threshold is simply more sensitive.",
+         "b": "More alerts: recall can only stay or rise (more surges overlapped), while "
+              "precision usually falls (more episodes on ordinary days).",
+         "c": "Precision rises and recall falls.",
+         "d": "Neither changes: the surges are the same.",
+     },
+     "answer": "b",
+     "why": {
+         "a": "No. More alerts catch more surges but also more ordinary fluctuations: precision "
+              "counts those false alarms.",
+         "b": "Right. Precision is hits over episodes, recall is surges caught over surges. Every "
+              "day above 3 is also above 2, so no caught surge is lost; the extra episodes are "
+              "mostly noise.",
+         "c": "The other way round: a higher threshold trades recall for precision.",
+         "d": "No. The surges are the same, but the alert days are not.",
+     }},
+]

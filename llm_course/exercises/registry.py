@@ -17,8 +17,10 @@ lesson's bank, never in the notebook, and never raises on a learner's mistake.
 `answer` hands back the learner's function when it passes; otherwise, when `solve` is true (the
 `solve_exercises` notebook parameter that papermill sets, or LLM_COURSE_SOLVE_EXERCISES=1 in the
 environment, which nbval runs can use), it hands back the reference so the rest of the notebook
-runs. Value exercises work the same way: `ex.check(my_ratio, encode, texts)` compares a number
-with the reference applied to the inputs.
+runs, and prints one line saying so. Value exercises work the same way: `ex.check(my_ratio,
+encode, texts)` compares a number with the reference applied to the inputs. `check` and `answer`
+note each exercise in the learner's progress (`llm_course.env.progress`): solved, fell back to
+the reference, or left unsolved.
 
 This module is the mechanism only; it imports no bank. The banks are one module per notebook,
 `llm_course/exercises/lesson_NN.py` (lesson_02.py for 02_pretraining_gpt, lesson_09a.py for
@@ -44,6 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from llm_course.env import progress
 
 SOLVE_ENV = "LLM_COURSE_SOLVE_EXERCISES"
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # llm_course/
@@ -196,7 +200,8 @@ def compare_auto(expected: Any, got: Any, rtol: float = 1e-5, atol: float = 1e-6
 # The exercise
 
 
-def _solve_requested(solve: bool | None) -> bool:
+def solve_requested(solve: bool | None) -> bool:
+    """The notebook's `solve_exercises`, or LLM_COURSE_SOLVE_EXERCISES=1 in the environment."""
     return bool(solve) or os.environ.get(SOLVE_ENV, "").lower() in {"1", "true", "yes"}
 
 
@@ -229,6 +234,8 @@ class Exercise:
         """Print PASS or FAIL (with the difference) for a function or value; return passed."""
         status, lines = self._run(answer, args, kwargs)
         self._report(status, lines)
+        if status == "pass":
+            progress.note_exercise(self.id, "solved")
         return status == "pass"
 
     def hint(self, n: int = 1) -> None:
@@ -263,14 +270,18 @@ class Exercise:
         status, lines = self._run(answer, args, kwargs)
         self._report(status, lines)
         if status == "pass":
+            progress.note_exercise(self.id, "solved")
             return answer
-        if _solve_requested(solve):
-            print(f"-> Using the reference solution for {self.id} so the rest of the notebook runs.")
+        if solve_requested(solve):
+            print(f"-> Not solved yet. Using the reference solution for {self.id} so the rest of "
+                  "the notebook runs (noted in your progress).")
+            progress.note_exercise(self.id, "reference")
             if not callable(self.reference):
                 return self.reference
             if self._is_function(answer) or (not args and not kwargs):
                 return self.reference
             return self.reference(*args, **kwargs)
+        progress.note_exercise(self.id, "unsolved")
         if status == "todo":
             print("-> The cells below need this: finish it, or set solve_exercises = True.")
         else:
@@ -383,11 +394,13 @@ def register(exercise: Exercise) -> Exercise:
 def get(exercise_id: str) -> Exercise:
     """The exercise with this id, e.g. get("02.next_token_loss")."""
     try:
-        return EXERCISES[exercise_id]
+        exercise = EXERCISES[exercise_id]
     except KeyError:
         close = difflib.get_close_matches(exercise_id, list(EXERCISES), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {ids()}"
         raise KeyError(f"no exercise {exercise_id!r}{hint}") from None
+    progress.set_current_lesson(progress.lesson_id(exercise_id) or exercise_id)
+    return exercise
 
 
 def ids() -> list[str]:

@@ -124,9 +124,16 @@ def adalora_steps(model: nn.Module) -> Iterator[None]:
 
 
 def adalora_ranks(model: nn.Module) -> dict[str, int]:
-    """The rank AdaLoRA kept for each adapted matrix (after training), by module name."""
+    """The rank AdaLoRA kept for each adapted matrix (after training), by module name.
+
+    Before AdaLoRA first re-allocates (a run shorter than its `tinit` steps, such as a dry
+    run), every matrix still has its initial rank.
+    """
     config = model.peft_config[model.active_adapter]
     pattern = config.rank_pattern or {}
+    if not pattern:
+        return {name.removeprefix("base_model.model."): config.init_r
+                for name, module in model.named_modules() if hasattr(module, "lora_E")}
     return {name.split(".lora_E")[0].removeprefix("base_model.model."): int(sum(map(bool, keep)))
             for name, keep in pattern.items()}
 

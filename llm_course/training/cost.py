@@ -8,7 +8,8 @@ which 00_setup explains).
   2·N for the forward pass and 4·N for the backward pass per token) and the fraction of the
   matmul peak that training used.
 * `estimate_memory()` adds weights + gradients + AdamW states + activations and says whether
-  the run fits, e.g. "needs about 11 GB; this Tesla T4 has 15 GB: fits".
+  the run fits, e.g. "needs about 11 GB; this Tesla T4 has 15 GB: fits", and names the
+  largest batch that does. `available_gb=T4_GB` asks about a T4 from any machine.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from typing import Any
 
 import torch
 
-from llm_course.env.device import best_device, cpu_has_fast_bf16
+from llm_course.env.device import best_device
 from llm_course.env.paths import course_home
 from llm_course.models.parameters import count_parameters
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+T4_GB = 14.75  # what PyTorch reports for a "16 GB" Tesla T4: 15,835,660,288 bytes, in GiB
+_OVERHEAD = 0.25 * 2**30  # CUDA context, allocator slack, small buffers
+_USABLE = 0.9  # the share of the memory a run may plan for (fragmentation, spikes)
 
 
 def device_name(device: str | None = None) -> str:
@@ -155,21 +159,26 @@ def estimate_memory(
     config: Any,
     device: str | None = None,
     seq_len: int | None = None,
+    available_gb: float | None = None,
 ) -> dict[str, Any]:
     """Estimate the memory training `model` with `config` needs, and say if it fits `device`.
 
     weights + gradients (fp32, trainable only) + AdamW's two moments + activations. The
-    activation term uses the usual transformer estimate (per layer about 17 values per
-    token per hidden unit, plus attention scores, plus the logits) and is rough (±50 %).
-    Returns a dict of sizes in GB, `fits`, `suggested_batch_size` and a one-line `message`.
+    activation term uses the usual transformer estimate: per layer about 17 values per token
+    per hidden unit, plus the attention scores where they are kept (attention dropout or
+    eager attention; fused attention without dropout keeps none), plus the logits. Values
+    count 4 bytes even in mixed precision: autocast keeps the 16-bit copy each matmul reads
+    beside the fp32 residual stream and norms (on a CPU, a bf16 step saved as much as an
+    fp32 one, or more). Rough: `benchmarks/memory_estimate.py` found it within ±50 % of the
+    saved tensors of GPT-2, BERT, MiniLM and SmolLM2.
+    `available_gb` (GiB) checks against that much memory instead of `device`'s, e.g.
+    `device="cuda", available_gb=T4_GB` on a machine without a GPU. Returns a dict of
+    sizes in GB (GiB), `fits` (the total within 90 % of the memory), `largest_batch_size`
+    (the largest batch that fits; None if not even 1), `suggested_batch_size` (when it does
+    not fit: the batch halved until it fits) and a one-line `message`.
     """
     device = device or best_device()
     batch = int(getattr(config, "batch_size", 1))
-    precision = getattr(config, "precision", "fp32")
-    half = precision in ("bf16", "fp16") or (
-        precision == "auto" and (device.startswith("cuda") or
-                                 (device == "cpu" and cpu_has_fast_bf16())))
-    act_bytes = 2 if half else 4
     total, trainable = count_parameters(model)
     param_bytes = sum(p.numel() * p.element_size() for p in {id(p): p for p in
                                                               model.parameters()}.values())
@@ -185,21 +194,27 @@ def estimate_memory(
     if seq_len is None:
         seq_len = min(int(_cfg(model, "max_position_embeddings", "n_positions", default=512)), 512)
     if layers and hidden:
-        per_layer = seq_len * hidden * (17 + 2.5 * heads * seq_len / hidden) * act_bytes
-        logits = seq_len * vocab * (act_bytes + 8) if _is_lm(model) else 0
+        scores = 2.5 * heads * seq_len / hidden if _keeps_scores(model) else 0.0
+        per_layer = seq_len * hidden * (17 + scores) * 4
+        logits = seq_len * vocab * 12 if _is_lm(model) else 0  # and their fp32 log-softmax
         per_example = layers * per_layer + logits + seq_len * hidden * 4 * 4
     else:  # not a transformer we know: assume activations about as large as the weights
         per_example = weights / 8
     activations = per_example * batch
-    need = static + activations + 0.25 * 2**30  # plus framework overhead
-    avail, who = available_memory(device)
-    fits = need <= 0.9 * avail
+    need = static + activations + _OVERHEAD
+    if available_gb is None:
+        avail, who = available_memory(device)
+    else:
+        avail, who = available_gb * 2**30, "the budget is"
+    fits = need <= _USABLE * avail
+    room = _USABLE * avail - static - _OVERHEAD  # what activations may use
+    largest = int(room // per_example) if per_example > 0 and room >= per_example else None
     suggestion = None
     if not fits:
         b = batch
-        while b > 1 and static + per_example * b + 0.25 * 2**30 > 0.9 * avail:
+        while b > 1 and static + per_example * b + _OVERHEAD > _USABLE * avail:
             b //= 2
-        suggestion = b if static + per_example * b + 0.25 * 2**30 <= 0.9 * avail else None
+        suggestion = b if static + per_example * b + _OVERHEAD <= _USABLE * avail else None
     gb = 2.0**30
     if fits:
         verdict = "fits"
@@ -217,8 +232,17 @@ def estimate_memory(
         "weights_gb": weights / gb, "grads_gb": grads / gb, "optimizer_gb": adam / gb,
         "activations_gb": activations / gb, "total_gb": need / gb, "static_gb": static / gb,
         "available_gb": avail / gb, "fits": fits, "hopeless": static > avail,
-        "suggested_batch_size": suggestion, "seq_len": seq_len, "message": message,
+        "suggested_batch_size": suggestion, "largest_batch_size": largest,
+        "per_example_gb": per_example / gb, "seq_len": seq_len, "message": message,
     }
+
+
+def _keeps_scores(model: torch.nn.Module) -> bool:
+    """Does attention keep its (heads, seq, seq) scores for the backward pass?"""
+    dropout = _cfg(model, "attention_probs_dropout_prob", "attn_pdrop", "attention_dropout",
+                   default=0.0)
+    eager = getattr(getattr(model, "config", None), "_attn_implementation", None) == "eager"
+    return bool(dropout) or eager
 
 
 def _is_lm(model: torch.nn.Module) -> bool:

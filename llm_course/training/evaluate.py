@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from llm_course.env import dry_run
 from llm_course.env.device import autocast_context
 from llm_course.training.data_checks import check_batch, collate
 
@@ -227,10 +228,12 @@ def evaluate(
     `fit` does (about twice as fast on a CPU with AMX), and "fp32" (the default) does not.
     `max_batches` evaluates only the first batches (in dataset order) to save time. The
     first batch is checked against the model's config (ids, length, labels: a `DataError`
-    with the fix, see `llm_course.training.data_checks`).
+    with the fix, see `llm_course.training.data_checks`). A dry run (`llm_course.env.dry_run`)
+    evaluates the first batch only.
     """
     from torch.utils.data import DataLoader
 
+    max_batches = dry_run.max_batches(max_batches)
     task = task or infer_task(model)
     causal = is_causal_lm(model)
     device = device or next(model.parameters()).device

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from llm_course.env import dry_run
 from llm_course.training.batches import batches_per_epoch, micro_batches, total_steps_for
 from llm_course.training.checkpoint import resume_checkpoint, save_checkpoint
 from llm_course.training.compilation import compile_plan, should_compile, try_compile
@@ -75,7 +76,8 @@ def fit(
     checkpoint in `config.output_dir` (damaged ones are reported and skipped). Raises
     `TrainingDiverged` if the loss becomes NaN/inf or explodes, `DataError` (before any
     step) if the first batch holds ids, lengths or labels the model cannot take.
-    The model is left on the training device in eval mode.
+    The model is left on the training device in eval mode. In a dry run
+    (`llm_course.env.dry_run`) it stops after 2 optimizer steps and evaluates one batch.
     """
     cfg = config.validate(resume=resume)  # resume=True without output_dir: ConfigError
     writer = tensorboard_writer(cfg)  # fails now, not after an hour, if tensorboard is missing
@@ -95,12 +97,15 @@ def fit(
     train_dataset, eval_dataset = _torch_format(train_dataset, collate_fn), _torch_format(
         eval_dataset, collate_fn)
     per_epoch = batches_per_epoch(train_dataset, cfg.batch_size, world)
-    total_steps = total_steps_for(cfg, per_epoch)
+    planned = total_steps_for(cfg, per_epoch)
+    total_steps = dry_run.steps(planned)  # 2 in a dry run
     optimizer = accelerator.prepare_optimizer(make_optimizer(model, cfg, device.type, precision))
     scheduler = make_scheduler(optimizer, cfg, total_steps)
     eval_every = cfg.eval_every if cfg.eval_every is not None else max(1, total_steps // 10)
     log_every = cfg.log_every or max(1, min(50, total_steps // 100))
     history = History(precision=precision, precision_reason=why, total_steps=total_steps, config=cfg)
+    if total_steps < planned:
+        chatty(f"dry run: {total_steps} of {planned} steps (LLM_COURSE_DRY_RUN is set)")
 
     history.memory = estimate_memory(model, cfg, device=str(device), seq_len=_seq_len(train_dataset))
     if history.memory["hopeless"]:

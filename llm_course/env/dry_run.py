@@ -1,0 +1,108 @@
+"""Dry runs: every loop of a lesson stops early, so a whole scale runs in minutes.
+
+`llm-course run --dry-run` sets `LLM_COURSE_DRY_RUN=1` for the notebook kernels it starts
+(a learner can set it too). Then every lesson runs all the code of its scale (models built
+at their sizes, data prepared, plots drawn, records written), but the loops that repeat the
+same code stop early:
+
+* `fit` stops after `STEPS` (2) optimizer steps (`steps`);
+* evaluation and prediction loops stop after one batch (`batch_starts`, or `first_batch`
+  for a loop that prepares its items before batching them). A prediction loop returns as
+  many rows as it was given texts: the rows it did not compute are copies of those it did
+  (`fill_rows`), so the code after it sees the shapes of a real run;
+* a search over a grid of settings (a probe's regularisation strengths) tries the first
+  `STEPS` (2) of them (`sweep`), enough to run the code that picks the best, and a timing
+  is repeated at most `STEPS` times (`repeats`): a dry run's times mean nothing anyway;
+* lesson 08's load test sends `REQUESTS` (8) requests (`requests`);
+* what the lessons build (course models trained for 2 steps, tokenizers) goes to a course home
+  of its own (`home`), so a real run never loads a dry run's models.
+
+What a dry run checks is that nothing breaks: shapes, names, dtypes, memory. Its numbers
+mean nothing, so its records say `"dry_run": true` and `check_band` does not compare them
+with the bands. Each loop that honours the switch says so in its docstring.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llm_course.env.paths import course_home
+
+DRY_RUN_ENV = "LLM_COURSE_DRY_RUN"
+STEPS = 2  # optimizer steps per fit: the first step and one after the optimizer has state
+REQUESTS = 8  # requests per load test: enough for a p50 and a p95
+
+
+def is_dry_run() -> bool:
+    """True when `$LLM_COURSE_DRY_RUN` is set to 1 (or true/yes/on)."""
+    return os.environ.get(DRY_RUN_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def steps(n: int) -> int:
+    """`n` optimizer steps, or at most `STEPS` in a dry run."""
+    return min(n, STEPS) if is_dry_run() else n
+
+
+def repeats(n: int) -> int:
+    """How often to repeat a timing: `n`, or at most `STEPS` in a dry run."""
+    return min(n, STEPS) if is_dry_run() else n
+
+
+def max_batches(n: int | None) -> int | None:
+    """An evaluation's batch limit (None: all), or 1 in a dry run."""
+    return 1 if is_dry_run() else n
+
+
+def batch_starts(n_items: int, batch_size: int) -> range:
+    """`range(0, n_items, batch_size)`: where each batch starts; only the first in a dry run."""
+    if is_dry_run():
+        return range(0, min(n_items, batch_size), batch_size)
+    return range(0, n_items, batch_size)
+
+
+def first_batch(items: Sequence[Any], batch_size: int) -> Sequence[Any]:
+    """The items a prediction loop reaches: all, or the first `batch_size` in a dry run.
+
+    For loops that prepare every item before batching (tokenize, sort by length): in a dry
+    run they prepare only the batch they will compute; `fill_rows` restores the length.
+    """
+    return list(items)[:batch_size] if is_dry_run() else items
+
+
+def fill_rows(rows: Any, n: int) -> Any:
+    """`rows` repeated in turn up to `n` rows (a list, NumPy array or tensor); as is if long enough.
+
+    In a dry run a prediction loop computes one batch; this gives the caller the number of
+    rows it asked for. Outside a dry run the rows are already all there.
+    """
+    have = len(rows)
+    if have >= n or have == 0:
+        return rows
+    if isinstance(rows, Sequence) and not hasattr(rows, "shape"):
+        return [rows[i % have] for i in range(n)]
+    if hasattr(rows, "index_select"):  # a torch tensor
+        import torch
+
+        return rows[torch.arange(n) % have]
+    import numpy as np
+
+    return rows[np.arange(n) % have]
+
+
+def home() -> Path:
+    """The course home of dry runs: `dry-run` inside the learner's (`$LLM_COURSE_HOME`)."""
+    base = course_home()
+    return base if base.name == "dry-run" else base / "dry-run"
+
+
+def sweep(values: Sequence[Any]) -> list[Any]:
+    """The settings a grid search tries: all of `values`, or the first `STEPS` in a dry run."""
+    return list(values)[:STEPS] if is_dry_run() else list(values)
+
+
+def requests(n: int) -> int:
+    """`n` requests for a load test, or at most `REQUESTS` in a dry run."""
+    return min(n, REQUESTS) if is_dry_run() else n
