@@ -59,7 +59,8 @@ def main() -> None:
     start = time.time()
     subprocess.run([sys.executable, "-m", "llm_course.cli", "run", "--scale", args.scale,
                     "--dry-run", "--out", str(out), *(["--only", *args.only] if args.only else [])],
-                   cwd=REPO, env=env, check=False, stdout=subprocess.DEVNULL)
+                   cwd=REPO, env=env, check=False, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     wall = time.time() - start
     after, load_after = bf16_peak_tflops(), os.getloadavg()[0]
 

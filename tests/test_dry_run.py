@@ -35,10 +35,11 @@ from llm_course.training.evaluate import evaluate
 from llm_course.training.loop import fit
 
 REPO = Path(__file__).resolve().parent.parent
-# Lessons CI runs at --scale gpu --dry-run: 02 builds and trains the gpu-size GPT (the
-# course's own model at its largest) and 06b SmolLM2 as a LoRA classifier at gpu batch and
-# length; together about N min on CI's 2 cores (benchmarks/dry_run.py runs every lesson).
-CI_LESSONS = ["02"]
+# Lessons CI runs at --scale gpu --dry-run: 02 and 03 build the course's own GPT and BERT at
+# their gpu sizes, from the full corpus, and train them (2 steps, 32 x 256 and 64 x 128
+# tokens): 89 s on this project's 2-core machine, nearly quiet (load 1.3). Every lesson takes
+# 12.7 min (benchmarks/dry_run.py runs them all).
+CI_LESSONS = ["02", "03"]
 
 
 @pytest.fixture(autouse=True)
@@ -190,6 +191,15 @@ def test_timings_repeat_twice(dry):
     calls.clear()
     median_latency_ms(lambda text: calls.append(text), [str(i) for i in range(50)], warmup=1)
     assert calls == ["0", "0", "1"]  # the warm-up, then two timed texts
+
+
+def test_preference_pairs_keep_every_prompt(dry):
+    """Found by the gpu dry run of 06c: a 2-step judge leaves no pair above the margin."""
+    from llm_course.finetuning.preference import preference_pairs
+
+    pairs = preference_pairs(["p", "q"], [["a", "b"], ["c", "c"]], torch.tensor([.5, .5, .4, .6]),
+                             min_margin=0.2)
+    assert [p["prompt"] for p in pairs] == ["p", "q"]
 
 
 def test_probe_tries_two_strengths(dry):

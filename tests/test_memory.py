@@ -25,6 +25,10 @@ from llm_course.training.memory_check import (
 )
 
 BUDGET_GB = 15.0  # a T4's 16 GB, less what CUDA itself takes
+# On the CPU the estimate was 0.67-0.73 of fit's measured peak (benchmarks/memory_estimate.py:
+# the backward pass and the optimizer step hold temporaries for a moment). Each run must fit
+# even if its peak is that far above its estimate.
+ESTIMATE_OVER_PEAK = 0.67
 
 
 def test_every_gpu_section_with_a_batch_size_has_a_main_run():
@@ -38,7 +42,7 @@ def test_every_gpu_section_with_a_batch_size_has_a_main_run():
 @pytest.mark.parametrize("run", MAIN_RUNS, ids=lambda r: f"{r.lesson}-{r.model}-{r.batch}")
 def test_main_run_at_gpu_scale_fits_a_t4(run):
     row = estimate_run(run, "gpu", available_gb=T4_GB)
-    assert row["total_gb"] <= BUDGET_GB, format_estimates([row])
+    assert row["total_gb"] / ESTIMATE_OVER_PEAK <= BUDGET_GB, format_estimates([row])
     assert row["fits"], format_estimates([row])  # within 90 % of the T4's 14.75 GiB
     assert row["largest_batch"] is not None and row["largest_batch"] >= row["batch"]
 

@@ -82,6 +82,21 @@ def test_a_label_of_several_tokens_sums_its_pieces(tokenizer):
                                rtol=1e-5)
 
 
+def test_a_dry_run_scores_one_batch_and_repeats_its_rows(tokenizer, monkeypatch):
+    """`llm-course run --dry-run`: the first batch is scored as usual, the other rows copy it."""
+    from llm_course.env import dry_run
+
+    model = tiny_decoder("gpt2", len(tokenizer))
+    prompts = prompting.few_shot_prompts(PLAIN, TEXTS, SHOTS[:1])
+    ids = prompting.label_token_ids(tokenizer, PLAIN.label_texts(WORDS))
+    expected = one_by_one(model, tokenizer, prompts[:4], ids)
+    monkeypatch.setenv(dry_run.DRY_RUN_ENV, "1")
+    got = prompting.label_log_probs(model, tokenizer, prompts, ids, batch_size=4, precision="fp32")
+    assert got.shape == (len(TEXTS), 2)
+    torch.testing.assert_close(got[:4], expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got[4:], expected[:2])
+
+
 def test_scoring_picks_the_word_the_model_prefers(tokenizer):
     model = tiny_decoder("gpt2", len(tokenizer))
     ids = prompting.label_token_ids(tokenizer, PLAIN.label_texts(WORDS))

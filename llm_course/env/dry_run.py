@@ -5,7 +5,8 @@
 at their sizes, data prepared, plots drawn, records written), but the loops that repeat the
 same code stop early:
 
-* `fit` stops after `STEPS` (2) optimizer steps (`steps`);
+* `fit`, and TRL's trainers set up with `trl_offline_args`, stop after `STEPS` (2) optimizer
+  steps (`steps`);
 * evaluation and prediction loops stop after one batch (`batch_starts`, or `first_batch`
   for a loop that prepares its items before batching them). A prediction loop returns as
   many rows as it was given texts: the rows it did not compute are copies of those it did
@@ -14,6 +15,8 @@ same code stop early:
   `STEPS` (2) of them (`sweep`), enough to run the code that picks the best, and a timing
   is repeated at most `STEPS` times (`repeats`): a dry run's times mean nothing anyway;
 * lesson 08's load test sends `REQUESTS` (8) requests (`requests`);
+* a filter on scores that 2 training steps cannot make meaningful (06c's preference margin)
+  keeps everything, so the code after it still has data;
 * what the lessons build (course models trained for 2 steps, tokenizers) goes to a course home
   of its own (`home`), so a real run never loads a dry run's models.
 

@@ -102,14 +102,16 @@ def preference_pairs(prompts: Sequence[str], answers: Sequence[Sequence[str]],
     """For each prompt, its best-scored answer as "chosen" and its worst as "rejected".
 
     `scores` holds one score per answer, in the order of `answers` flattened. Pairs whose
-    scores differ by less than `min_margin` are dropped: a near tie teaches nothing.
+    scores differ by less than `min_margin` are dropped: a near tie teaches nothing. A dry
+    run (`llm_course.env.dry_run`) keeps every prompt's pair: its answers and its judge come
+    from 2 training steps, so no margin means anything, and DPO must still get pairs.
     """
-    pairs, start = [], 0
+    pairs, start, keep_all = [], 0, dry_run.is_dry_run()
     for prompt, group in zip(prompts, answers, strict=True):
         s = scores[start:start + len(group)]
         start += len(group)
         best, worst = int(s.argmax()), int(s.argmin())
-        if float(s[best] - s[worst]) >= min_margin and group[best] != group[worst]:
+        if keep_all or (float(s[best] - s[worst]) >= min_margin and group[best] != group[worst]):
             pairs.append({"prompt": prompt, "chosen": group[best], "rejected": group[worst],
                           "chosen_score": float(s[best]), "rejected_score": float(s[worst])})
     return pairs
