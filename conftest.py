@@ -24,6 +24,22 @@ os.environ.setdefault("LLM_COURSE_HOME", tempfile.mkdtemp(prefix="llm_course_tes
 os.environ.setdefault("LLM_COURSE_RECORDS_DIR", tempfile.mkdtemp(prefix="llm_course_records_"))
 
 
+# The Chinese notebooks (notebooks/zh, built by `llm-course translate build`) run the very code
+# cells of the English ones, which tests/test_translations.py proves cell by cell, and one of
+# them is executed from its own folder there. So `pytest tests notebooks --nbval-lax` runs
+# each lesson's code once: the folder is skipped unless a path inside it is named, as in
+# `pytest notebooks/zh --nbval-lax`.
+TRANSLATIONS = Path(__file__).resolve().parent / "notebooks" / "zh"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    def inside(path: Path) -> bool:
+        return path == TRANSLATIONS or TRANSLATIONS in path.parents
+
+    named = any(inside(Path(str(arg).split("::")[0]).resolve()) for arg in config.args)
+    return True if inside(collection_path.resolve()) and not named else None  # None: pytest's rules
+
+
 def _notebook_of(item: pytest.Item) -> Path | None:
     path = Path(str(item.fspath))
     return path if path.suffix == ".ipynb" else None

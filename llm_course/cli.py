@@ -1,4 +1,5 @@
-"""The `llm-course` command line: doctor, run, assets, progress (and serve, lesson 08).
+"""The `llm-course` command line: doctor, run, assets, progress, translate, reference, compare
+(and serve, lesson 08).
 
 Exit status:
   0    done.
@@ -48,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     print(format_results(results))
     failed = [stem for stem, e in results.items() if e["status"] != "ok"]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed "
-          f"in {time.time() - start:.0f} s; results in {args.out}/results.json")
+          f"in {time.time() - start:.0f} s; results in {args.out}/results.json, "
+          f"report in {args.out}/report.html")
     return 1 if failed else 0
 
 
@@ -87,6 +89,115 @@ def _serve(args: argparse.Namespace) -> int:
           log_path=args.request_log, rate=args.rate, burst=args.burst,
           allow_public_without_keys=args.insecure_public)
     return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    """`llm-course translate build [--check] | status | skeleton STEM` (notebooks/zh)."""
+    from llm_course import translate
+    from llm_course.runner import find_notebooks
+
+    books = find_notebooks(folder=args.notebooks)
+    if not books:
+        raise FileNotFoundError(f"no lesson notebooks (NN_name.ipynb) in {args.notebooks}: "
+                                "pass the folder of the English notebooks with --notebooks")
+    english = books[0].parent
+    zh = english / translate.ZH
+    if args.action == "skeleton":
+        if len(args.stems) != 1:
+            raise ValueError("`translate skeleton` takes one notebook, e.g. "
+                             "llm-course translate skeleton 05_fine_tuning")
+        book = find_notebooks([args.stems[0]], english)
+        if len(book) != 1:
+            raise ValueError(f"{args.stems[0]!r} matches {len(book)} notebooks: give its full "
+                             f"name ({', '.join(b.stem for b in book)})")
+        md = zh / f"{book[0].stem}.md"
+        text, added = translate.skeleton(book[0], md)
+        zh.mkdir(exist_ok=True)
+        existed = md.exists()
+        md.write_text(text, encoding="utf-8")
+        print(f"{'updated' if existed else 'wrote'} {md}: {len(added)} block(s) to translate"
+              + (f" ({', '.join(added)})" if added else ""))
+        return 0
+    if args.stems:
+        raise ValueError(f"`translate {args.action}` takes no notebook names")
+    reports = translate.build(english, zh, write=args.action == "build" and not args.check)
+    if args.action == "status":
+        print(translate.format_status(reports))
+        return 0
+    problems = [p for r in reports for p in r.problems()]
+    built = [r.stem for r in reports if not r.error]
+    verb = "checked" if args.check else "built"
+    print(f"{verb} {len(built)} Chinese notebook(s) in {zh}")
+    for problem in problems:
+        print(f"  {problem}")
+    if args.check:
+        print(f"{len(problems)} problem(s)" if problems else "all translated and up to date")
+        return 1 if problems else 0
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    """`llm-course reference make RESULTS.json ... | stale | readme [--check]`."""
+    import json
+    from pathlib import Path
+
+    from llm_course.env import reference
+
+    if args.action == "make":
+        if not args.results:
+            raise ValueError("`reference make` needs a results.json of `llm-course run`, e.g. "
+                             "llm-course reference make results/results.json")
+        runs = []
+        for name in args.results:  # runs made before entries said when they finished: the file's time
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(Path(name).stat().st_mtime))
+            run = json.loads(Path(name).read_text(encoding="utf-8"))
+            runs.append({stem: {"finished": when, **entry} for stem, entry in run.items()})
+        made = reference.make(runs, provisional=args.provisional, scale=args.scale)
+        path = reference.write(made, args.reference or reference.default_path())
+        print(f"wrote {path}: {len(made['lessons'])} lesson(s) at scale {made['scale']}"
+              + (" (provisional)" if made["provisional"] else ""))
+        return 0
+    if args.results:
+        raise ValueError(f"`reference {args.action}` takes no results file")
+    ref = reference.load(args.reference)
+    if ref is None:
+        raise FileNotFoundError(f"no reference at {args.reference or reference.default_path()}: "
+                                "make one with `llm-course reference make RESULTS.json`")
+    from llm_course import prose_check
+
+    if args.action == "stale":
+        from llm_course.runner import find_notebooks
+
+        books = find_notebooks(folder=args.notebooks)
+        skipped = [b.stem for b in books if reference.lesson(ref, b.stem) is None]
+        print(prose_check.format_stale(prose_check.stale_numbers(books, ref), skipped))
+        return 0
+    readme = Path(args.readme)
+    text = readme.read_text(encoding="utf-8")
+    wrong = prose_check.readme_mismatches(text, ref)
+    if args.check:
+        print("\n".join(wrong) if wrong else "the README's laptop times match the reference")
+        return 1 if wrong else 0
+    readme.write_text(prose_check.update_readme(text, ref), encoding="utf-8")
+    print(f"{readme}: {len(wrong)} laptop time(s) regenerated from the reference")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """`llm-course compare RESULTS.json [--reference FILE]`: exit 1 when a metric is outside its band."""
+    import json
+    from pathlib import Path
+
+    from llm_course.compare import compare, format_rows, problems
+    from llm_course.env import reference
+
+    results = json.loads(Path(args.results).read_text(encoding="utf-8"))
+    ref = reference.load(args.reference)
+    if args.reference and ref is None:
+        raise FileNotFoundError(f"no reference at {args.reference}")
+    rows = compare(results, ref)
+    print(format_rows(rows, ref))
+    return 1 if problems(rows) else 0
 
 
 def _port(text: str) -> int:
@@ -184,6 +295,51 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a non-loopback --host without API keys (anyone who can reach "
                         "the machine can then call the model)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser(
+        "translate", help="the Chinese edition: build notebooks/zh from the translations",
+        description="notebooks/zh/<stem>.md holds the Chinese of each markdown cell of "
+                    "notebooks/<stem>.ipynb, keyed by cell id and the sha of its English text. "
+                    "build: write notebooks/zh/<stem>.ipynb (the English code, the Chinese "
+                    "text); --check writes nothing and fails on anything missing, stale or out "
+                    "of date. status: a table per notebook. skeleton STEM: write or update "
+                    "notebooks/zh/STEM.md with a block to translate for each new cell.")
+    p.add_argument("action", choices=["build", "status", "skeleton"])
+    p.add_argument("stems", nargs="*", metavar="STEM", help="skeleton: the notebook, e.g. 05")
+    p.add_argument("--check", action="store_true",
+                   help="build: write nothing; exit 1 naming what is missing, stale or not built")
+    p.add_argument("--notebooks", default=None, help="folder of the English notebooks")
+    p.set_defaults(func=_translate)
+
+    p = sub.add_parser(
+        "reference", help="the course's reference run: make it, list stale numbers, README times",
+        description="reference/laptop.json holds one full laptop run of the course (metrics, "
+                    "receipts, checks). make RESULTS.json [MORE.json ...]: write it from "
+                    "`llm-course run` results (a later file's lesson wins). stale: list the "
+                    "numbers in the lessons' markdown that the reference no longer holds. "
+                    "readme: regenerate the README's laptop time column from it (--check: only "
+                    "say what differs, exit 1 if anything does).")
+    p.add_argument("action", choices=["make", "stale", "readme"])
+    p.add_argument("results", nargs="*", metavar="RESULTS.json", help="make: the runs to use")
+    p.add_argument("--reference", default=None, metavar="FILE",
+                   help="default: $LLM_COURSE_REFERENCE, else reference/laptop.json")
+    p.add_argument("--provisional", default=None, metavar="WHY",
+                   help="make: mark the file provisional, saying why (e.g. not a full quiet run)")
+    p.add_argument("--scale", choices=["smoke", "laptop", "gpu"], default="laptop",
+                   help="make: the scale of the reference (default: laptop)")
+    p.add_argument("--check", action="store_true", help="readme: write nothing, exit 1 on a mismatch")
+    p.add_argument("--readme", default="README.md", help="readme: the file (default: README.md)")
+    p.add_argument("--notebooks", default=None, help="stale: folder of the lesson notebooks")
+    p.set_defaults(func=_reference)
+
+    p = sub.add_parser(
+        "compare", help="a run's results against the reference run and the bands",
+        description="Per lesson: each recorded metric, the reference value, the band and a "
+                    "verdict. Exit 1 naming each metric outside its band (or a failed lesson).")
+    p.add_argument("results", metavar="RESULTS.json", help="a results.json of `llm-course run`")
+    p.add_argument("--reference", default=None, metavar="FILE",
+                   help="default: $LLM_COURSE_REFERENCE, else reference/laptop.json")
+    p.set_defaults(func=_compare)
 
     for command in sub.choices.values():  # `llm-course run --debug` works too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

@@ -94,7 +94,9 @@ def course_classifier(dataset: str = "sentiment", scale: str | None = None):
               "laptop; the bar below shows how far it is).")
         result = finetune_classifier("minilm", dataset, scale, plot=False)
         save_course_model(name, result["model"], result["tokenizer"], scale,
-                          metrics={f"test_{k}": v for k, v in result["test"].items()})
+                          metrics={**{f"test_{k}": v for k, v in result["test"].items()},
+                                   "train_seconds": result["history"].receipt["train_seconds"],
+                                   "train_steps": result["history"].steps})
     return load_pretrained(str(folder), task="sequence-classification")
 
 

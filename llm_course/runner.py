@@ -1,6 +1,7 @@
 """Run the lessons headless with papermill and collect what they recorded.
 
-`llm-course run --scale smoke --out DIR` and the notebook tests both use `run_notebook`.
+`llm-course run --scale smoke --out DIR` and the notebook tests both use `run_notebook`;
+`run_course` also writes DIR/report.html (`llm_course.report`) after each lesson.
 Each notebook runs in its own kernel with `LLM_COURSE_SCALE` and
 `LLM_COURSE_RESULTS_FILE` set, so `llm_course.record(...)` and `llm_course.receipt(...)`
 inside it land in a JSON file that we read back. `dry_run=True` (`llm-course run --dry-run`)
@@ -86,6 +87,10 @@ def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None 
     recorded = json.loads(results_file.read_text()) if results_file.exists() else {}
     entry["metrics"] = recorded.get("metrics", {})
     entry["receipt"] = recorded.get("receipt", {})
+    entry["checks"] = recorded.get("checks", {})
+    # figures kept by llm_course.save_figure, in order, with paths relative to out_dir
+    entry["figures"] = [{"name": f["name"], "file": f"{results_file.parent.name}/{f['file']}"}
+                        for f in recorded.get("figures", [])]
     if dry_run or recorded.get("dry_run"):
         entry["dry_run"] = True
     return entry
@@ -115,20 +120,32 @@ def prepare_out_dir(out: str | Path) -> Path:
 
 def run_course(scale: str, only: list[str] | None = None, out: str | Path = "results",
                notebooks: Path | None = None, dry_run: bool = False) -> dict:
-    """Run the lessons in order; write DIR/results.json after each one; return the results.
+    """Run the lessons in order; write DIR/results.json and DIR/report.html after each one.
 
-    `dry_run=True`: each lesson as a dry run (every loop stops early, see `run_notebook`).
+    Each entry also says which commit ran (`commit`, `dirty`). `dry_run=True`: each lesson as
+    a dry run (every loop stops early, see `run_notebook`). Returns the results.
     """
+    from llm_course.env import reference
+    from llm_course.report import write_report
+
     out = prepare_out_dir(out)
     results_path = out / "results.json"
     results: dict = {}
     books = find_notebooks(only, notebooks)
+    commit = reference.current_commit(Path(books[0]).parent if books else NOTEBOOK_DIR)
+    try:
+        ref = reference.load()
+    except ValueError as err:  # a damaged reference spoils the report's comparison, not the run
+        print(f"report.html will have no reference: {err}", flush=True)
+        ref = None
     for i, book in enumerate(books, 1):
         kind = " (dry run)" if dry_run else ""
         print(f"[{i}/{len(books)}] {book.stem} at scale {scale}{kind} ...", flush=True)
-        entry = run_notebook(book, out, scale, dry_run=dry_run)
+        entry = {**run_notebook(book, out, scale, dry_run=dry_run), **commit,
+                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         results[book.stem] = entry
         results_path.write_text(json.dumps(results, indent=2, sort_keys=True), encoding="utf-8")
+        write_report(results, out, ref)
         msg = f"    {entry['status']} in {entry['wall_s']} s"
         if entry["status"] != "ok":
             msg += f": cell [{entry.get('failed_cell')}] raised {entry['error']}"

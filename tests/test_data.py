@@ -18,22 +18,26 @@ COLUMNS = {
     "corpus": ["text"], "shakespeare": ["text"], "sentiment": ["text", "label"],
     "topics": ["text", "label"], "ner": ["tokens", "ner_tags"],
     "faq": ["question", "answer", "category"],
+    "zh_news": ["text"], "zh_ner": ["tokens", "ner_tags"], "zh_reviews": ["text", "label"],
 }
 # Measured on the offline carriers (seed 0, after removing duplicates).
 SMOKE_SIZES = {
     "corpus": (400, 43, 45), "shakespeare": (260, 34, 34), "sentiment": (400, 100, 100),
     "topics": (400, 100, 100), "ner": (400, 100, 100), "faq": (400, 84, 81),
+    "zh_news": (400, 100, 100), "zh_ner": (400, 100, 100), "zh_reviews": (400, 100, 100),
 }
 FULL_SIZES = {
     "corpus": (4056, 666, 481), "shakespeare": (4595, 513, 709),
     "sentiment": (10201, 1275, 1276), "topics": (1700, 212, 213), "ner": (1836, 229, 230),
     "faq": (733, 84, 81),
+    "zh_news": (15186, 1848, 1960), "zh_ner": (36263, 4351, 4166),
+    "zh_reviews": (13888, 1736, 1737),
 }
 
 
 def key(name: str, row: dict) -> str:
     """What must never be in two splits: the text (for faq: the question)."""
-    if name == "ner":
+    if name in ("ner", "zh_ner"):
         return " ".join(row["tokens"])
     if name == "faq":
         return src.norm(row["question"]).lower()

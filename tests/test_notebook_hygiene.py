@@ -1,7 +1,6 @@
 """Committed notebooks are clean, start the same way and can be run by papermill."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -49,18 +48,3 @@ def test_notebook_follows_the_lesson_pattern(path):
     assert len(params) == 1, "exactly one cell tagged 'parameters' (papermill)"
     assert "scale = None" in "".join(params[0]["source"])
     assert "llm_course.receipt(" in "\n".join(code), "every lesson ends with a receipt"
-
-
-PLACEHOLDER = re.compile(r"\b(?:[A-Z]{2,}(?:_[A-Z0-9]+)+|TODO|XXX|FIXME)\b")
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_markdown_holds_no_placeholder(path):
-    # an unfilled WHAT_THE_FINETUNES_SHOW reached a lesson once; code is left alone
-    # (constants such as SOLVE_ENV are names there)
-    cells = json.loads(path.read_text())["cells"]
-    for i, cell in enumerate(cells):
-        if cell["cell_type"] == "markdown":
-            text = re.sub(r"`[^`]*`|\$[^$]*\$", "", "".join(cell["source"]))  # code and maths
-            found = PLACEHOLDER.findall(text)
-            assert not found, f"markdown cell {i} holds placeholder text: {found}"

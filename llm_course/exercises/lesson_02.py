@@ -242,7 +242,7 @@ QUIZ = [
                  "too little compute it undertrains.",
             "b": "All sizes had the same steps and different losses, so it is not only steps.",
             "c": "Right: that is the power law of the scaling-law papers, seen at a tiny size "
-                 "(at `laptop` the differences are small after 100 steps).",
+                 "(at `laptop` each size trains 200 steps; at 100 the largest had not yet pulled ahead).",
             "d": "Per token seen, the bigger models learnt more here, not less.",
         },
     },

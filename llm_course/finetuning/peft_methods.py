@@ -4,8 +4,9 @@ The notebook builds each method's model in plain sight (a `peft` config, `add_ad
 frozen encoder); this module holds the parts around it that are the same for every method:
 
 * `run_method` loads a fresh pretrained classifier, lets the method change it, trains it with
-  `fit`, tests it, and returns one row for the comparison table (trainable share, wall time,
-  memory, test accuracy);
+  `fit`, and returns its row for the comparison table (`method_row`: trainable share, wall
+  time, memory, test accuracy); `saved_model_row` gives the same row to a model another
+  lesson trained and saved (06's full fine-tuning is lesson 05's `course-sentiment`);
 * `training_memory` measures what one training step holds in memory: weights, gradients,
   AdamW's two moments and the activations autograd keeps for the backward pass;
 * `PrefixForEncoder` makes peft's prefix tuning run on a BERT classifier under
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -196,7 +198,6 @@ def run_method(name: str, build: Callable[[nn.Module], nn.Module], data: dict,
     classifier head. With `show=False` fit's printout is kept short: one line per method.
     """
     from llm_course.models.loading import load_pretrained
-    from llm_course.training.evaluate import evaluate
     from llm_course.training.loop import fit
 
     torch.manual_seed(seed)
@@ -205,28 +206,70 @@ def run_method(name: str, build: Callable[[nn.Module], nn.Module], data: dict,
                                   label_names=data["label_names"], scale=scale)
     base_total = count_parameters(base)[0]
     model = build(base)
-    total, trainable = count_parameters(model)
     log = io.StringIO()
     start = time.perf_counter()
     with adalora_steps(model), (contextlib.nullcontext() if show
                                 else contextlib.redirect_stdout(log)):
         history = fit(model, data["train"], data["validation"], config=config,
                       collate_fn=data["collator"])
-    seconds = time.perf_counter() - start
-    test = evaluate(model, data["test"], task="classification", collate_fn=data["collator"],
-                    batch_size=64, precision="auto")
-    sample = data["collator"]([data["train"][i] for i in range(min(config.batch_size,
+    row = method_row(name, model, data, steps=history.steps, lr=config.lr,
+                     train_s=history.receipt["train_seconds"],
+                     wall_s=time.perf_counter() - start, precision=history.precision,
+                     batch_size=config.batch_size, base_total=base_total,
+                     val_accuracy=history.final_eval.get("eval_accuracy"))
+    return model, row
+
+
+def method_row(name: str, model: nn.Module, data: dict, *, steps: int, lr: float,
+               train_s: float, wall_s: float, precision: str, batch_size: int,
+               base_total: int | None = None, val_accuracy: float | None = None) -> dict:
+    """One row of the comparison table for a trained `model`: trainable share, time, memory
+    of a training step, test accuracy. `run_method` makes it after training; a model trained
+    elsewhere (lesson 05's `course-sentiment`, the full fine-tuning row) gets the same row.
+    """
+    from llm_course.finetuning.tasks import by_length
+    from llm_course.training.evaluate import evaluate
+
+    total, trainable = count_parameters(model)
+    test = evaluate(model, by_length(data["test"]), task="classification",
+                    collate_fn=data["collator"], batch_size=64, precision="auto")
+    sample = data["collator"]([data["train"][i] for i in range(min(batch_size,
                                                                    len(data["train"])))])
-    memory = training_memory(model, sample, history.precision)
+    memory = training_memory(model, sample, precision)
     row = {"method": name, "trainable": trainable, "total": total,
-           "trainable_share": trainable / total, "added": total - base_total,
-           "steps": history.steps, "lr": config.lr, "train_s": history.receipt["train_seconds"],
-           "wall_s": seconds, "memory_mb": memory["total_mb"],
-           "activations_mb": memory["activations_mb"],
-           "val_accuracy": history.final_eval.get("eval_accuracy"),
-           "accuracy": test["accuracy"]}
+           "trainable_share": trainable / total, "added": total - (base_total or total),
+           "steps": steps, "lr": lr, "train_s": train_s, "wall_s": wall_s,
+           "memory_mb": memory["total_mb"], "activations_mb": memory["activations_mb"],
+           "val_accuracy": val_accuracy, "accuracy": test["accuracy"]}
     print(f"{name:>8}: {trainable:>10,} trainable ({100 * row['trainable_share']:.2f} %), "
-          f"{row['steps']} steps in {seconds:.0f} s, test accuracy {test['accuracy']:.1%}")
+          f"{steps} steps in {wall_s:.0f} s, test accuracy {test['accuracy']:.1%}")
+    return row
+
+
+def saved_model_row(name: str, load: Callable[[], nn.Module], folder: str | Path, data: dict,
+                    config: TrainConfig) -> tuple[nn.Module, dict]:
+    """(model, row) for a model another lesson trained and saved in `folder` with `config`.
+
+    `load()` returns the model, training it first when it is missing (a course model's cold
+    start). Its training time comes from the `train_seconds` saved with it, else from this
+    call when it trained here (else it is unknown: NaN).
+    """
+    import json
+
+    from llm_course.training.precision import choose_precision
+
+    meta = Path(folder) / "course_model.json"
+    trained_before = meta.exists()
+    start = time.perf_counter()
+    with quiet_loading():
+        model = load()
+    seconds = time.perf_counter() - start
+    saved = json.loads(meta.read_text(encoding="utf-8")).get("metrics", {}) if meta.exists() else {}
+    train_s = saved.get("train_seconds", math.nan if trained_before else seconds)
+    row = method_row(name, model, data, steps=saved.get("train_steps", config.max_steps),
+                     lr=config.lr, train_s=train_s, wall_s=train_s,
+                     precision=choose_precision(config.precision)[0],
+                     batch_size=config.batch_size)
     return model, row
 
 

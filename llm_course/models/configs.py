@@ -34,6 +34,12 @@ def gpt_config(scale: str | None = None, vocab_size: int | None = None, tokenize
     special ids default to 0 (where the course BPE tokenizer keeps <|endoftext|>) or come
     from `tokenizer`; GPT-2's own 50256 would be out of range. `n_positions` is the
     preset block size: crop longer inputs. Any GPT2Config field can be overridden.
+
+    The activation is the exact GELU, x·Φ(x), one PyTorch kernel, as in BERT and nanoGPT
+    (GPT-2's default "gelu_new" is a tanh approximation, within 0.0005 of it, spelt out in
+    seven operations that each pass over memory: measured slower here). Attention is
+    computed as the preset says ("eager" on a CPU, "sdpa" for GPUs; see
+    `llm_course.env.scale`).
     """
     from transformers import GPT2Config
 
@@ -45,7 +51,9 @@ def gpt_config(scale: str | None = None, vocab_size: int | None = None, tokenize
     if tokenizer is not None and tokenizer.pad_token_id is None:
         ids["pad_token_id"] = ids["eos_token_id"]
     settings = dict(vocab_size=vocab_size, n_positions=p["block_size"], n_embd=p["n_embd"],
-                    n_layer=p["n_layer"], n_head=p["n_head"], **ids)
+                    n_layer=p["n_layer"], n_head=p["n_head"],
+                    activation_function="gelu",
+                    attn_implementation=p.get("attention", "sdpa"), **ids)
     settings.update(overrides)
     _check_ids(settings, "vocab_size", ("bos_token_id", "eos_token_id", "pad_token_id"))
     return GPT2Config(**settings)
@@ -57,6 +65,7 @@ def bert_config(scale: str | None = None, vocab_size: int | None = None, tokeniz
 
     Feed-forward width is 4x hidden; `max_position_embeddings` is the preset max_length.
     `pad_token_id` is 0 ([PAD] in the course WordPiece tokenizer) or the tokenizer's.
+    Attention is computed as the preset says ("eager" on a CPU, "sdpa" for GPUs).
     """
     from transformers import BertConfig
 
@@ -69,7 +78,8 @@ def bert_config(scale: str | None = None, vocab_size: int | None = None, tokeniz
                     num_hidden_layers=p["num_hidden_layers"],
                     num_attention_heads=p["num_attention_heads"],
                     intermediate_size=4 * p["hidden_size"],
-                    max_position_embeddings=p["max_length"], **ids)
+                    max_position_embeddings=p["max_length"],
+                    attn_implementation=p.get("attention", "sdpa"), **ids)
     settings.update(overrides)
     _check_ids(settings, "vocab_size", ("pad_token_id",))
     return BertConfig(**settings)

@@ -20,6 +20,7 @@ from llm_course.models.configs import gpt_config
 if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
+    from llm_course.models.causal_lm import ChunkedLossGPT2LMHeadModel
     from llm_course.training.config import TrainConfig
     from llm_course.training.history import History
 
@@ -44,13 +45,25 @@ def lm_unigram_entropy(train, valid, vocab_size: int) -> float:
 
 
 def new_gpt(scale: str | None, tokenizer: PreTrainedTokenizerBase, seed: int | None = None,
-            **sizes) -> GPT2LMHeadModel:
-    """A fresh GPT-2 of the preset size (or `sizes`, e.g. n_layer=2), seeded when `seed` is given."""
-    from transformers import GPT2LMHeadModel
+            dropout: float = 0.0, **sizes) -> ChunkedLossGPT2LMHeadModel:
+    """A fresh GPT-2 of the preset size (or `sizes`, e.g. n_layer=2), seeded when `seed` is given.
+
+    It is a `ChunkedLossGPT2LMHeadModel` (`llm_course.models.causal_lm`): in training its
+    loss never builds the full table of logits, which at vocabulary 8,192 is where a
+    small GPT spends much of its step; it saves and loads as a plain `GPT2LMHeadModel`.
+    Dropout is `dropout` in the modules (off by default: a short pretraining that reads
+    its corpus two or three times underfits, and dropout's random masks cost time), while
+    the config, and so every checkpoint saved from it, keeps GPT-2's 0.1 for fine-tuning.
+    """
+    from llm_course.models.causal_lm import ChunkedLossGPT2LMHeadModel
 
     if seed is not None:
         torch.manual_seed(seed)
-    return GPT2LMHeadModel(gpt_config(scale, tokenizer=tokenizer, **sizes))
+    model = ChunkedLossGPT2LMHeadModel(gpt_config(scale, tokenizer=tokenizer, **sizes))
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = dropout
+    return model
 
 
 def train_gpt(config: TrainConfig, data: dict, scale: str | None = None

@@ -1,8 +1,8 @@
 """Which examples go into which batch, in what order: seeded, resumable, optionally by length.
 
 Part of `fit` (llm_course.training.loop). Each epoch has its own seeded order, so resuming
-from a checkpoint replays the same stream; `group_by_length` (lesson 06) batches examples
-of similar length together so little time goes on padding.
+from a checkpoint replays the same stream; `group_by_length` (shown in lesson 05, used by
+05-07) batches examples of similar length together so little time goes on padding.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def length_grouped(order: list[int], lengths: Sequence[int], batch_size: int, se
     batches, so a batch pads to nearly its own examples' length instead of the longest in a
     random draw; shuffling the batches afterwards keeps long and short ones mixed over
     time. Fixed by (seed, epoch), like `epoch_order` (what Hugging Face's Trainer calls
-    `group_by_length`).
+    `group_by_length`). `padding_share` measures what it saves.
     """
     span = batch_size * mega
     batches = []
@@ -63,6 +63,13 @@ def length_grouped(order: list[int], lengths: Sequence[int], batch_size: int, se
         batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7)
     return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+
+def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """The share of the positions in `batches` (lists of example indices) that are padding,
+    each batch padded to its longest example (what lesson 05 prints for random and grouped)."""
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+    return 1 - sum(lengths[i] for b in batches for i in b) / padded if padded else 0.0
 
 
 def example_lengths(dataset: Any) -> list[int]:

@@ -82,6 +82,8 @@ MAIN_RUNS: list[MainRun] = [
             note="few-shot adaptation of course-sentiment, batch 16"),
     MainRun("09c_recommendation", "apps", "minilm", "rec_batch_size", 64, pairs=True,
             note="article pairs, 64 tokens each"),
+    MainRun("10_chinese", "chinese", "bert-mlm", "bert_batch_size", "bert_max_length",
+            note="character-level Chinese BERT; its fine-tunes are smaller"),
 ]
 
 
