@@ -30,7 +30,7 @@ import numpy as np
 from llm_course.data.chinese import split_sentences
 from llm_course.data.lm_data import tokenize_lines
 from llm_course.finetuning.probes import Probe, _choose
-from llm_course.finetuning.tasks import align_labels
+from llm_course.finetuning.tasks import encode_token_data
 
 CHAR_TFIDF_CS = (0.3, 1.0, 3.0, 10.0, 30.0)
 HUB_MODEL = "google-bert/bert-base-chinese"
@@ -159,19 +159,7 @@ def zh_token_data(raw, tokenizer, max_length: int = 128) -> dict:
     `raw` is `load("zh_ner")`: each character is a "word", so with the character-level
     WordPiece each gets one token and its own tag (`align_labels`, as in lesson 04).
     """
-    from transformers import DataCollatorForTokenClassification
-
-    def encode(batch):
-        enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True,
-                        max_length=max_length)
-        enc["labels"] = [align_labels(enc.word_ids(i), tags)
-                         for i, tags in enumerate(batch["ner_tags"])]
-        return enc
-
-    encoded = raw.map(encode, batched=True, remove_columns=raw["train"].column_names)
-    return {"train": encoded["train"], "validation": encoded["validation"],
-            "test": encoded["test"], "collator": DataCollatorForTokenClassification(tokenizer),
-            "label_names": raw["train"].features["ner_tags"].feature.names}
+    return encode_token_data(raw, tokenizer, max_length)
 
 
 def entities(chars: Sequence[str], tags: Sequence[str]) -> list[tuple[str, str]]:

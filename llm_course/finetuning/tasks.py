@@ -75,10 +75,15 @@ def align_labels(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> li
 def token_data(tokenizer, scale: str | None = None, max_length: int = 128,
                source: str = "auto") -> dict:
     """{"raw", "train", "validation", "test", "collator", "label_names"} for NER."""
-    from transformers import DataCollatorForTokenClassification
-
     raw = load("ner", scale=resolve_scale(scale), source=source)
-    label_names = raw["train"].features["ner_tags"].feature.names
+    return {"raw": raw, **encode_token_data(raw, tokenizer, max_length)}
+
+
+def encode_token_data(raw, tokenizer, max_length: int = 128) -> dict:
+    """{"train", "validation", "test", "collator", "label_names"} from a loaded token
+    dataset ("tokens", "ner_tags"): each word's first piece gets its tag (`align_labels`).
+    Lesson 04's NER, and lesson 10's Chinese names."""
+    from transformers import DataCollatorForTokenClassification
 
     def encode(batch):
         enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True,
@@ -88,9 +93,9 @@ def token_data(tokenizer, scale: str | None = None, max_length: int = 128,
         return enc
 
     encoded = raw.map(encode, batched=True, remove_columns=raw["train"].column_names)
-    return {"raw": raw, "train": encoded["train"], "validation": encoded["validation"],
+    return {"train": encoded["train"], "validation": encoded["validation"],
             "test": encoded["test"], "collator": DataCollatorForTokenClassification(tokenizer),
-            "label_names": label_names}
+            "label_names": raw["train"].features["ner_tags"].feature.names}
 
 
 def classifier_recipe(dataset: str = "sentiment", scale: str | None = None,
