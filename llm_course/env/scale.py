@@ -223,7 +223,7 @@ _CHINESE = {
     "laptop": {"tokenizer_chars": 400_000, "bpe_sizes": [500, 1000, 2000, 4000, 8000, 16000],
                "vocab_size": 8000, "bert_max_length": 64, "bert_steps": 400,
                "bert_batch_size": 32, "bert_lr": 1e-3, "bert_eval_pieces": 1024,
-               "cls_max_length": 48, "cls_steps": 100, "cls_batch_size": 32, "cls_lr": 2e-4,
+               "cls_max_length": 48, "cls_steps": 300, "cls_batch_size": 32, "cls_lr": 5e-4,
                "ner_max_length": 128, "ner_steps": 150, "ner_batch_size": 32, "ner_lr": 5e-4,
                "ner_eval_sentences": 1000},
     "gpu": {"tokenizer_chars": None, "bpe_sizes": [1000, 2000, 4000, 8000, 16000, 32000],
