@@ -75,6 +75,24 @@ def test_switch_caps_each_kind_of_loop(dry):
     assert dry_run.first_batch([1, 2, 3], 2) == [1, 2]
 
 
+def test_preset_trims_only_what_repeats_the_same_code(monkeypatch):
+    from llm_course.env.scale import PRESETS, preset
+
+    real = {section: preset(section, "gpu") for section in dry_run.PRESET_TRIMS}
+    assert real["transformer"] == PRESETS["gpu"]["transformer"]
+    monkeypatch.setenv(dry_run.DRY_RUN_ENV, "1")
+    trimmed = {section: preset(section, "gpu") for section in dry_run.PRESET_TRIMS}
+    kv = trimmed["transformer"]
+    assert kv["timing_repeats"] == 1
+    assert kv["kv_new_tokens"] == real["transformer"]["kv_new_tokens"][-1:]  # the longest stays
+    assert trimmed["prompting"]["seeds"] == 1
+    assert trimmed["instruct"]["dpo_betas"] == real["instruct"]["dpo_betas"][:2]
+    for section, values in trimmed.items():  # every other setting is the gpu one
+        untouched = set(values) - set(dry_run.PRESET_TRIMS[section])
+        assert {k: values[k] for k in untouched} == {k: real[section][k] for k in untouched}
+    assert preset("gpt", "gpu") == PRESETS["gpu"]["gpt"]  # sizes are never trimmed
+
+
 def test_fill_rows_repeats_what_was_computed_up_to_the_length_asked():
     assert dry_run.fill_rows(["a", "b"], 5) == ["a", "b", "a", "b", "a"]
     assert dry_run.fill_rows(np.arange(3), 7).tolist() == [0, 1, 2, 0, 1, 2, 0]

@@ -29,7 +29,7 @@ import numpy as np
 
 from llm_course.data.chinese import split_sentences
 from llm_course.data.lm_data import tokenize_lines
-from llm_course.finetuning.probes import Probe, _choose
+from llm_course.finetuning.probes import Probe, tfidf_probe
 from llm_course.finetuning.tasks import encode_token_data
 
 CHAR_TFIDF_CS = (0.3, 1.0, 3.0, 10.0, 30.0)
@@ -137,18 +137,8 @@ def char_tfidf_probe(train_texts: Sequence[str], train_y: Sequence[int],
     features are runs of 1 to 3 characters, which need no segmenter. The pipeline takes raw
     texts: `fitted.accuracy(test_texts, test_y)`.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=ngram_range, sublinear_tf=True,
-                                 min_df=2)
-    train_x = vectorizer.fit_transform(list(train_texts))  # vocabulary from train only
-    valid_x = vectorizer.transform(list(valid_texts))
-    fitted = _choose(lambda C: LogisticRegression(C=C, solver="liblinear", max_iter=2000),
-                     train_x, train_y, valid_x, valid_y, Cs)
-    fitted.model = make_pipeline(vectorizer, fitted.model)
-    return fitted
+    return tfidf_probe(train_texts, train_y, valid_texts, valid_y, Cs=Cs, ngram_range=ngram_range,
+                       analyzer="char", min_df=2)
 
 
 # -------------------------------------------------------------------------- NER ---

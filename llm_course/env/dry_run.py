@@ -15,6 +15,9 @@ same code stop early:
   `STEPS` (2) of them (`sweep`), enough to run the code that picks the best, and a timing
   is repeated at most `STEPS` times (`repeats`): a dry run's times mean nothing anyway;
 * lesson 08's load test sends `REQUESTS` (8) requests (`requests`);
+* `preset()` trims the settings that only repeat the same code (`PRESET_TRIMS`): the key/value
+  cache is timed once, at its longest generation (01b); few-shot prompts are drawn with one
+  seed (06b); the beta sweep tries two betas besides the main one (06c);
 * a filter on scores that 2 training steps cannot make meaningful (06c's preference margin)
   keeps everything, so the code after it still has data;
 * what the lessons build (course models trained for 2 steps, tokenizers) goes to a course home
@@ -28,7 +31,7 @@ with the bands. Each loop that honours the switch says so in its docstring.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +107,22 @@ def home() -> Path:
 def sweep(values: Sequence[Any]) -> list[Any]:
     """The settings a grid search tries: all of `values`, or the first `STEPS` in a dry run."""
     return list(values)[:STEPS] if is_dry_run() else list(values)
+
+
+# What a dry run keeps of preset settings that repeat the same code: section -> key -> trim.
+PRESET_TRIMS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "transformer": {"timing_repeats": lambda n: 1, "kv_new_tokens": lambda lengths: lengths[-1:]},
+    "prompting": {"seeds": lambda n: 1},
+    "instruct": {"dpo_betas": lambda betas: list(betas)[:STEPS]},
+}
+
+
+def trim_preset(section: str, values: dict) -> dict:
+    """`values` (a preset section) as a dry run uses it: as is, or trimmed by `PRESET_TRIMS`."""
+    if not is_dry_run():
+        return values
+    trims = PRESET_TRIMS.get(section, {})
+    return {key: trims[key](value) if key in trims else value for key, value in values.items()}
 
 
 def requests(n: int) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import os
 
+from llm_course.env import dry_run
+
 SCALES = ("smoke", "laptop", "gpu")
 
 # lesson 06's LoRA on MiniLM: every linear layer but the classifier (query, key and value, and
@@ -313,4 +315,4 @@ def preset(section: str, scale: str | None = None) -> dict:
     sections = PRESETS[scale]
     if section not in sections:
         raise KeyError(f"no preset section {section!r}; known: {', '.join(sorted(sections))}")
-    return copy.deepcopy(sections[section])
+    return dry_run.trim_preset(section, copy.deepcopy(sections[section]))

@@ -130,17 +130,20 @@ def probe(train_x: np.ndarray, train_y: Sequence[int], valid_x: np.ndarray,
 
 def tfidf_probe(train_texts: Sequence[str], train_y: Sequence[int], valid_texts: Sequence[str],
                 valid_y: Sequence[int], Cs: Sequence[float] = TFIDF_CS,
-                ngram_range: tuple[int, int] = (1, 2)) -> Probe:
+                ngram_range: tuple[int, int] = (1, 2), analyzer: str = "word",
+                min_df: int = 1) -> Probe:
     """TF-IDF of words and word pairs + logistic regression, C chosen on validation.
 
-    The pipeline takes raw texts: `fitted.accuracy(test_texts, test_y)`. A dry run
-    (`llm_course.env.dry_run`) tries the first 2 values of C.
+    The pipeline takes raw texts: `fitted.accuracy(test_texts, test_y)`. `analyzer="char"`
+    counts runs of characters instead (lesson 10), and `min_df` drops n-grams seen in fewer
+    training texts. A dry run (`llm_course.env.dry_run`) tries the first 2 values of C.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    vectorizer = TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngram_range, sublinear_tf=True,
+                                 min_df=min_df)
     train_x = vectorizer.fit_transform(list(train_texts))  # the vocabulary comes from train only
     valid_x = vectorizer.transform(list(valid_texts))
 
