@@ -1,6 +1,7 @@
 """Training speed of the lessons, today's settings against the tuned ones, side by side (run by hand).
 
-    .venv/bin/python benchmarks/train_speed.py                  # every case: ~5 min, 1 thread
+    .venv/bin/python benchmarks/train_speed.py                  # every case: ~8 min
+    .venv/bin/python benchmarks/train_speed.py --only gpt finetune   # lessons 02 and 05
     .venv/bin/python benchmarks/train_speed.py --only gpt --steps 20 --repeats 5
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/train_speed.py --clock cpu --repeats 5
 
@@ -166,7 +167,24 @@ def bert_case() -> Case:
     })
 
 
-CASES: dict[str, Callable[[], Case]] = {"gpt": gpt_case, "bert": bert_case}
+# -- lesson 05: fine-tuning MiniLM -------------------------------------------------------------
+def finetune_tokens_case() -> Case:
+    """Lesson 05's main run, today's random batches against the grouped ones, in real tokens/s
+    (benchmarks/finetune_speed.py times the same ways and adds padded tokens and the whole run)."""
+    from finetune_speed import finetune_case  # benchmarks/ is on the path when run as a script
+
+    case = finetune_case()
+
+    def history_only(run):
+        return lambda steps: run(steps)[0]
+
+    return Case("finetune", case["params"],
+                {w: history_only(run) for w, run in case["ways"].items()},
+                notes=["N: MiniLM's parameters outside its embedding tables"])
+
+
+CASES: dict[str, Callable[[], Case]] = {"gpt": gpt_case, "bert": bert_case,
+                                        "finetune": finetune_tokens_case}
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -232,6 +250,8 @@ def main() -> None:
     for name, (case, rates, costs, peak) in results.items():
         med = {w: statistics.median(v) for w, v in rates.items()}
         print(f"{name}_params: {case.params}")
+        for note in case.notes:
+            print(f"{name}_note: {note}")
         print(f"{name}_bf16_peak_tflops: {peak / 1e12:.3f}")
         for w, value in med.items():
             print(f"{name}_{w}_{case.unit}_per_s: {value:.0f}")

@@ -173,14 +173,21 @@ def _reference(args: argparse.Namespace) -> int:
         print(prose_check.format_stale(prose_check.stale_numbers(books, ref), skipped))
         return 0
     readme = Path(args.readme)
-    text = readme.read_text(encoding="utf-8")
-    wrong = prose_check.readme_mismatches(text, ref)
-    if args.check:
-        print("\n".join(wrong) if wrong else "the README's laptop times match the reference")
-        return 1 if wrong else 0
-    readme.write_text(prose_check.update_readme(text, ref), encoding="utf-8")
-    print(f"{readme}: {len(wrong)} laptop time(s) regenerated from the reference")
-    return 0
+    chinese = readme.with_name(readme.stem + ".zh-CN.md")  # its Chinese edition, if there is one
+    status = 0
+    for path, zh in ((readme, False), (chinese, True)):
+        if zh and not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        wrong = prose_check.readme_mismatches(text, ref, chinese=zh)
+        if args.check:
+            print("\n".join(f"{path.name}: {w}" for w in wrong) if wrong
+                  else f"{path.name}: the laptop times match the reference")
+            status = max(status, 1 if wrong else 0)
+            continue
+        path.write_text(prose_check.update_readme(text, ref, chinese=zh), encoding="utf-8")
+        print(f"{path}: {len(wrong)} laptop time(s) regenerated from the reference")
+    return status
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -317,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "receipts, checks). make RESULTS.json [MORE.json ...]: write it from "
                     "`llm-course run` results (a later file's lesson wins). stale: list the "
                     "numbers in the lessons' markdown that the reference no longer holds. "
-                    "readme: regenerate the README's laptop time column from it (--check: only "
+                    "readme: regenerate the laptop time column of README.md and README.zh-CN.md from it (--check: only "
                     "say what differs, exit 1 if anything does).")
     p.add_argument("action", choices=["make", "stale", "readme"])
     p.add_argument("results", nargs="*", metavar="RESULTS.json", help="make: the runs to use")

@@ -1,6 +1,7 @@
 """What the course's text says against the reference run: numbers in the lessons' markdown that
 the reference no longer holds (`llm-course reference stale`), and the README's laptop time
-column, generated from the reference's wall times (`llm-course reference readme`).
+column, generated from the reference's wall times (`llm-course reference readme`, which
+rewrites README.zh-CN.md's column too, in Chinese).
 
 A number in prose is a claim. When the reference is re-made, `stale_numbers` lists the
 decimals and percentages of each lesson's markdown that match no value of that lesson (nor
@@ -115,14 +116,20 @@ def format_stale(found: list[dict], skipped: list[str]) -> str:
 # The README's laptop time column
 
 
-def time_text(entry: dict, provisional: bool) -> str:
-    """The README's laptop cell for one lesson of the reference, e.g. "8.6 min (reference run)"."""
+def time_text(entry: dict, provisional: bool, chinese: bool = False) -> str:
+    """The README's laptop cell for one lesson of the reference, e.g. "8.6 min (reference run)"
+    (`chinese`: as README.zh-CN.md says it, "8.6 分钟（参考运行）")."""
     seconds = entry.get("wall_s")
-    shown = f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
     receipt = entry.get("receipt") or {}
     load, cores = receipt.get("load_avg"), (receipt.get("device") or {}).get("cores")
-    busy = f", machine load {load[1]:.1f} on {cores} cores" if load and cores and load[1] > 1.25 * cores else ""
-    return f"{shown} ({'provisional reference' if provisional else 'reference run'}{busy})"
+    busy = bool(load and cores and load[1] > 1.25 * cores)
+    if chinese:
+        shown = f"{seconds:.0f} 秒" if seconds < 60 else f"{seconds / 60:.1f} 分钟"
+        kind = "临时参考运行" if provisional else "参考运行"
+        return f"{shown}（{kind}{f'，机器负载 {load[1]:.1f}，共 {cores} 核' if busy else ''}）"
+    shown = f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+    kind = "provisional reference" if provisional else "reference run"
+    return f"{shown} ({kind}{f', machine load {load[1]:.1f} on {cores} cores' if busy else ''})"
 
 
 def _split(line: str) -> list[str]:
@@ -139,23 +146,24 @@ def readme_times(readme: str) -> dict[str, str]:
     return out
 
 
-def expected_times(reference: dict) -> dict[str, str]:
+def expected_times(reference: dict, chinese: bool = False) -> dict[str, str]:
     """What the laptop cell of each lesson in the reference should say."""
     provisional = bool(reference.get("provisional"))
-    return {stem: time_text(e, provisional) for stem, e in reference.get("lessons", {}).items()
-            if e.get("wall_s") is not None}
+    return {stem: time_text(e, provisional, chinese)
+            for stem, e in reference.get("lessons", {}).items() if e.get("wall_s") is not None}
 
 
-def readme_mismatches(readme: str, reference: dict) -> list[str]:
+def readme_mismatches(readme: str, reference: dict, chinese: bool = False) -> list[str]:
     """Lessons whose README laptop cell does not say the reference's wall time."""
     have = readme_times(readme)
     return [f"{stem}: README says {have.get(stem)!r}, the reference gives {want!r}"
-            for stem, want in expected_times(reference).items() if have.get(stem) != want]
+            for stem, want in expected_times(reference, chinese).items() if have.get(stem) != want]
 
 
-def update_readme(readme: str, reference: dict) -> str:
-    """The README with the laptop cell of every lesson in the reference regenerated."""
-    want = expected_times(reference)
+def update_readme(readme: str, reference: dict, chinese: bool = False) -> str:
+    """The README (`chinese`: README.zh-CN.md) with the laptop cell of every lesson in the
+    reference regenerated."""
+    want = expected_times(reference, chinese)
     lines = []
     for line in readme.splitlines(keepends=True):
         match = README_ROW.match(line)

@@ -71,6 +71,8 @@ def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None 
             parameters={"scale": scale, **(parameters or {})},
             kernel_name="python3", cwd=str(path.parent), progress_bar=False,
             execution_timeout=timeout,
+            # ipykernel warns, once per lesson, that its local TCP sockets are unencrypted
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except pm.PapermillExecutionError as err:
         entry.update(status="failed", failed_cell=err.exec_count,

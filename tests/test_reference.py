@@ -89,7 +89,18 @@ def test_the_reference_bands_are_still_the_notebooks_bands(stem):
 
 def test_the_readme_laptop_times_are_the_reference_times():
     wrong = prose_check.readme_mismatches((ROOT / "README.md").read_text(), REFERENCE)
+    chinese = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+    wrong += prose_check.readme_mismatches(chinese, REFERENCE, chinese=True)
     assert not wrong, "run `llm-course reference readme`:\n" + "\n".join(wrong)
+
+
+def test_the_chinese_time_says_the_same_in_chinese():
+    quiet = {"wall_s": 522.0, "receipt": {"load_avg": [1.9, 2.0, 2.0], "device": {"cores": 2}}}
+    busy = {"wall_s": 45.0, "receipt": {"load_avg": [5.0, 5.0, 5.0], "device": {"cores": 2}}}
+    assert prose_check.time_text(quiet, False) == "8.7 min (reference run)"
+    assert prose_check.time_text(quiet, False, chinese=True) == "8.7 分钟（参考运行）"
+    assert prose_check.time_text(busy, True) == "45 s (provisional reference, machine load 5.0 on 2 cores)"
+    assert prose_check.time_text(busy, True, chinese=True) == "45 秒（临时参考运行，机器负载 5.0，共 2 核）"
 
 
 # ----------------------------------------------------------------------------------------------
