@@ -53,7 +53,8 @@ def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None 
 
     path, out_dir = Path(path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results_file = out_dir / "metrics" / f"{path.stem}.json"
+    # absolute: the kernel runs in the notebook's folder, not in ours
+    results_file = (out_dir / "metrics" / f"{path.stem}.json").resolve()
     results_file.unlink(missing_ok=True)
     env_before = {k: os.environ.get(k)
                   for k in ("LLM_COURSE_SCALE", "LLM_COURSE_RESULTS_FILE", "LLM_COURSE_HOME",

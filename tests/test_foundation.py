@@ -87,12 +87,18 @@ def test_cli_run_rejects_unknown_lessons(capsys, tmp_path):
 
 
 def test_cli_run_writes_results_with_a_receipt(tmp_path):
+    # `--out results`, relative, as the README says it: the kernel runs in notebooks/, so the
+    # records must still land in the folder the command was given
     done = subprocess.run(
         [sys.executable, "-m", "llm_course.cli", "run", "--scale", "smoke", "--only", "00",
-         "--out", str(tmp_path)], check=False, capture_output=True, text=True, timeout=300)
+         "--out", "results"], check=False, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads((tmp_path / "results.json").read_text())
+    out = tmp_path / "results"
+    results = json.loads((out / "results.json").read_text())
     assert results["00_setup"]["status"] == "ok"
     assert results["00_setup"]["receipt"]["scale"] == "smoke"
+    assert results["00_setup"]["metrics"], "the lesson's records did not reach results.json"
     assert "1 passed, 0 failed" in done.stdout
-    assert (tmp_path / "00_setup.ipynb").exists()
+    assert (out / "00_setup.ipynb").exists()
+    assert "without encryption" not in done.stdout + done.stderr  # ipykernel's TCP warning
