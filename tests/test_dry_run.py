@@ -88,6 +88,7 @@ def test_preset_trims_only_what_repeats_the_same_code(monkeypatch):
     assert kv["kv_new_tokens"] == real["transformer"]["kv_new_tokens"][-1:]  # the longest stays
     assert trimmed["prompting"]["seeds"] == 1
     assert trimmed["instruct"]["dpo_betas"] == real["instruct"]["dpo_betas"][:2]
+    assert trimmed["chinese"]["bpe_sizes"] == [max(real["chinese"]["bpe_sizes"])]
     for section, values in trimmed.items():  # every other setting is the gpu one
         untouched = set(values) - set(dry_run.PRESET_TRIMS[section])
         assert {k: values[k] for k in untouched} == {k: real[section][k] for k in untouched}

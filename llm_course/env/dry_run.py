@@ -17,7 +17,8 @@ same code stop early:
 * lesson 08's load test sends `REQUESTS` (8) requests (`requests`);
 * `preset()` trims the settings that only repeat the same code (`PRESET_TRIMS`): the key/value
   cache is timed once, at its longest generation (01b); few-shot prompts are drawn with one
-  seed (06b); the beta sweep tries two betas besides the main one (06c);
+  seed (06b); the beta sweep tries two betas besides the main one (06c); the BPE size curve
+  trains its largest vocabulary (besides the one the lesson uses) (10);
 * a filter on scores that 2 training steps cannot make meaningful (06c's preference margin)
   keeps everything, so the code after it still has data;
 * what the lessons build (course models trained for 2 steps, tokenizers) goes to a course home
@@ -114,6 +115,7 @@ PRESET_TRIMS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "transformer": {"timing_repeats": lambda n: 1, "kv_new_tokens": lambda lengths: lengths[-1:]},
     "prompting": {"seeds": lambda n: 1},
     "instruct": {"dpo_betas": lambda betas: list(betas)[:STEPS]},
+    "chinese": {"bpe_sizes": lambda sizes: list(sizes)[-1:]},
 }
 
 
