@@ -41,6 +41,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from train_speed import bf16_peak, load  # noqa: E402  (benchmarks/ is on the path as a script)
 
 SCALE = "laptop"
 # Lesson 05's main run before issue #23: 250 steps of 32 random reviews (0.78 epochs), bf16.
@@ -97,16 +98,6 @@ def steady(history, padded: list[int], warmup: int, batch: int) -> dict[str, flo
     return {"examples": steps * batch / seconds,
             "tokens": (last["tokens"] - first["tokens"]) / seconds,
             "padded": sum(padded[warmup:]) / seconds}
-
-
-def bf16_peak() -> float:
-    from llm_course.training.cost import measure_matmul_peak
-
-    return measure_matmul_peak("cpu", "bf16", seconds=0.4)
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
