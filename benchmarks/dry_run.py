@@ -5,8 +5,8 @@
 
 Runs `llm-course run --scale SCALE --dry-run` (offline, in a fresh course home, so that the
 course models are built cold as on a first visit), then prints per lesson its status, its
-wall time and its slowest cells. The CI test (tests/test_dry_run.py) runs half of the lessons
-(its CI_GROUPS), in two one-thread processes; this runs them all.
+wall time and its slowest cells. The CI test (tests/test_dry_run.py) runs them all too, in two
+one-thread processes (its CI_GROUPS), without the cells' times.
 
 A shared machine slows everything down, and not evenly: the bf16 matmul peak is measured
 before and after and compared with the quiet figure of this project's machine

@@ -8,6 +8,11 @@ inside it land in a JSON file that we read back. `dry_run=True` (`llm-course run
 also sets `LLM_COURSE_DRY_RUN=1`: every loop stops early (`llm_course.env.dry_run`), so a
 whole scale runs in minutes, and the records say `"dry_run": true`; `LLM_COURSE_HOME` then
 points at a home of its own, so its 2-step course models never reach a real run.
+
+A dry run's cells take seconds, so one that runs past `DRY_RUN_CELL_TIMEOUT` has hung: the
+kernel and papermill each waiting for a message the other never got, which we have seen once
+with two runs started side by side. The lesson then fails with that message instead of
+waiting for ever, and runs once more; a second hang stays a failure.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from llm_course.env import dry_run as dry
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+DRY_RUN_CELL_TIMEOUT = 300  # seconds; the slowest dry-run cell takes under a minute here
 
 
 def find_notebooks(only: list[str] | None = None, folder: Path | None = None) -> list[Path]:
@@ -47,7 +53,9 @@ def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None 
                  timeout: int | None = None, dry_run: bool = False) -> dict:
     """Execute one notebook; return {"metrics", "receipt", "status", "wall_s", ...}.
 
-    `dry_run=True` runs it with `LLM_COURSE_DRY_RUN=1` (see `llm_course.env.dry_run`).
+    `dry_run=True` runs it with `LLM_COURSE_DRY_RUN=1` (see `llm_course.env.dry_run`);
+    `timeout` limits each cell's seconds (None: no limit); a cell past it fails the lesson
+    with `"timed_out": true`.
     """
     import papermill as pm
 
@@ -79,7 +87,12 @@ def run_notebook(path: Path, out_dir: Path, scale: str, parameters: dict | None 
         entry.update(status="failed", failed_cell=err.exec_count,
                      error=f"{err.ename}: {err.evalue}".strip()[:500])
     except Exception as err:  # noqa: BLE001 - a dead kernel, a timeout, a broken notebook
+        from nbclient.exceptions import CellTimeoutError
+
         entry.update(status="failed", failed_cell=None, error=f"{type(err).__name__}: {err}"[:500])
+        if isinstance(err, CellTimeoutError | TimeoutError):
+            entry.update(timed_out=True, error=f"a cell ran past the {timeout} s limit, no reply "
+                                               f"from the kernel ({type(err).__name__})")
     finally:
         for k, v in env_before.items():
             if v is None:
@@ -144,8 +157,13 @@ def run_course(scale: str, only: list[str] | None = None, out: str | Path = "res
     for i, book in enumerate(books, 1):
         kind = " (dry run)" if dry_run else ""
         print(f"[{i}/{len(books)}] {book.stem} at scale {scale}{kind} ...", flush=True)
-        entry = {**run_notebook(book, out, scale, dry_run=dry_run), **commit,
-                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        timeout = DRY_RUN_CELL_TIMEOUT if dry_run else None
+        entry = run_notebook(book, out, scale, timeout=timeout, dry_run=dry_run)
+        if entry.get("timed_out"):  # a hung kernel (see the module docstring): once more
+            print(f"    {entry['error']}; running {book.stem} once more", flush=True)
+            entry = {**run_notebook(book, out, scale, timeout=timeout, dry_run=dry_run),
+                     "retried_after": entry["error"]}
+        entry = {**entry, **commit, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         results[book.stem] = entry
         results_path.write_text(json.dumps(results, indent=2, sort_keys=True), encoding="utf-8")
         write_report(results, out, ref)

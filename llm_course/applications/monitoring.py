@@ -60,7 +60,7 @@ def predict_proba(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str],
     was_training = model.training
     model.eval()
     texts = list(texts)
-    out = []
+    out, batch_size = [], dry_run.rows(batch_size)
     try:
         for start in dry_run.batch_starts(len(texts), batch_size):
             enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,

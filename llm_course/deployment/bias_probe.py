@@ -42,6 +42,8 @@ from string import Formatter
 import numpy as np
 import pandas as pd
 
+from llm_course.env import dry_run
+
 GENDERS = ("female", "male")
 GENDER_WORDS = {
     "female": {"subj": "she", "Subj": "She", "obj": "her", "poss": "her", "performer": "actress"},
@@ -173,12 +175,14 @@ def run_probe(predict_proba: Callable[[list[str]], np.ndarray], pairs: pd.DataFr
     """Score both texts of each pair; gap = P(positive | text_a) - P(positive | text_b).
 
     A pair flips when one text is above `threshold` and the other is not. The gap's
-    interval is a percentile bootstrap over pairs (`n_boot` resamples, seeded).
+    interval is a percentile bootstrap over pairs (`n_boot` resamples, seeded). A dry run
+    (`llm_course.env.dry_run`) scores 2 texts and repeats their scores for the rest.
     """
     if len(pairs) == 0:
         raise ValueError("no pairs to probe")
     texts = list(dict.fromkeys([*pairs.text_a, *pairs.text_b]))  # each text scored once
-    positive = dict(zip(texts, np.asarray(predict_proba(texts))[:, 1]))
+    scores = np.asarray(predict_proba(dry_run.first_batch(texts, len(texts))))
+    positive = dict(zip(texts, dry_run.fill_rows(scores, len(texts))[:, 1], strict=True))
     scored = pairs.assign(p_a=pairs.text_a.map(positive).astype(float),
                           p_b=pairs.text_b.map(positive).astype(float))
     scored["gap"] = scored.p_a - scored.p_b

@@ -223,10 +223,10 @@ def fit_head(model: nn.Module, tokenizer: Any, texts: Sequence[str], labels: Seq
     from sklearn.linear_model import LogisticRegression
 
     base = model.base_model
-    feats = []
+    feats, batch_size = [], dry_run.rows(32)
     with torch.inference_mode():
-        for i in dry_run.batch_starts(len(texts), 32):
-            enc = tokenizer(list(texts[i:i + 32]), padding=True, truncation=True,
+        for i in dry_run.batch_starts(len(texts), batch_size):
+            enc = tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             feats.append(base(**enc).pooler_output.float())
     x = dry_run.fill_rows(torch.cat(feats), len(texts)).double().numpy()
@@ -300,6 +300,7 @@ def predict_labels(predict_fn: Predictor, texts: Sequence[str], batch_size: int 
 
     A dry run (`llm_course.env.dry_run`) predicts one batch and repeats it for the rest.
     """
+    batch_size = dry_run.rows(batch_size)
     out = [predict_fn(texts[i:i + batch_size]).argmax(-1)
            for i in dry_run.batch_starts(len(texts), batch_size)]
     return dry_run.fill_rows(np.concatenate(out), len(texts)) if out else np.zeros(0, dtype=int)
@@ -358,13 +359,13 @@ def compare_variants(model: nn.Module, tokenizer: Any, texts: Sequence[str],
     accuracy (NaN without labels) and agreement (share of labels equal to fp32's).
     Timings pad to `max_length` by default so every variant sees the same shapes; they are
     taken round-robin across variants (a burst of load on a shared machine then hits all
-    of them, not one) and are medians of `repeats` (at most 2 in a dry run,
-    `llm_course.env.dry_run`). Compare ratios within one table.
+    of them, not one) and are medians of `repeats`. Compare ratios within one table. A dry run
+    (`llm_course.env.dry_run`) times twice, and its "batch of 32" holds 2 rows.
     """
     import pandas as pd
 
     texts = list(texts)
-    batch1, batch32 = texts[:1], (texts * 32)[:32]
+    batch1, batch32 = texts[:1], (texts * 32)[:dry_run.rows(32)]  # 2 rows in a dry run
     built = {spec: build_variant(spec, model, tokenizer, max_length, workdir, padding)
              for spec in variants}
     reference = built.get("fp32") or TorchPredictor(fp32(model), tokenizer, max_length, padding)
@@ -375,8 +376,8 @@ def compare_variants(model: nn.Module, tokenizer: Any, texts: Sequence[str],
         fn(batch32)
     for _ in range(dry_run.repeats(repeats)):
         for spec, fn in built.items():
-            for batch in (batch1, batch32):
-                timings.setdefault((spec, len(batch)), []).append(
+            for size, batch in ((1, batch1), (32, batch32)):
+                timings.setdefault((spec, size), []).append(
                     latency_ms(fn, batch, repeats=1, warmup=0))
     rows = []
     for spec, fn in built.items():

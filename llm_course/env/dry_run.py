@@ -11,12 +11,18 @@ same code stop early:
   for a loop that prepares its items before batching them). A prediction loop returns as
   many rows as it was given texts: the rows it did not compute are copies of those it did
   (`fill_rows`), so the code after it sees the shapes of a real run;
+* every batch, in training and in evaluation, holds at most `ROWS` (2) rows (`rows`): the
+  other dimensions (sequence length, model width, vocabulary) are the scale's own, and the
+  memory a full batch needs is `estimate_memory`'s to say (tests/test_memory.py checks
+  every gpu preset against a 16 GB T4), not a CPU's;
+* text generation (`generate_text`, `generate_answers`) adds at most `NEW_TOKENS` (8) tokens;
 * a search over a grid of settings (a probe's regularisation strengths) tries the first
   `STEPS` (2) of them (`sweep`), enough to run the code that picks the best, and a timing
   is repeated at most `STEPS` times (`repeats`): a dry run's times mean nothing anyway;
 * lesson 08's load test sends `REQUESTS` (8) requests (`requests`);
 * `preset()` trims the settings that only repeat the same code (`PRESET_TRIMS`): the key/value
-  cache is timed once, at its longest generation (01b); few-shot prompts are drawn with one
+  cache is timed once, at its shortest generation (01b: the smoke and laptop runs reach the
+  end of their context); few-shot prompts are drawn with one
   seed (06b); the beta sweep tries two betas besides the main one (06c); the BPE size curve
   trains its largest vocabulary (besides the one the lesson uses) (10);
 * a filter on scores that 2 training steps cannot make meaningful (06c's preference margin)
@@ -41,6 +47,8 @@ from llm_course.env.paths import course_home
 DRY_RUN_ENV = "LLM_COURSE_DRY_RUN"
 STEPS = 2  # optimizer steps per fit: the first step and one after the optimizer has state
 REQUESTS = 8  # requests per load test: enough for a p50 and a p95
+ROWS = 2  # rows per batch: more than one, so padding and batching code still run
+NEW_TOKENS = 8  # tokens a generation adds: a few words, for the code that reads them
 
 
 def is_dry_run() -> bool:
@@ -51,6 +59,16 @@ def is_dry_run() -> bool:
 def steps(n: int) -> int:
     """`n` optimizer steps, or at most `STEPS` in a dry run."""
     return min(n, STEPS) if is_dry_run() else n
+
+
+def rows(batch_size: int) -> int:
+    """Rows per batch: `batch_size`, or at most `ROWS` in a dry run."""
+    return min(batch_size, ROWS) if is_dry_run() else batch_size
+
+
+def new_tokens(n: int) -> int:
+    """Tokens to generate: `n`, or at most `NEW_TOKENS` in a dry run."""
+    return min(n, NEW_TOKENS) if is_dry_run() else n
 
 
 def repeats(n: int) -> int:
@@ -64,7 +82,10 @@ def max_batches(n: int | None) -> int | None:
 
 
 def batch_starts(n_items: int, batch_size: int) -> range:
-    """`range(0, n_items, batch_size)`: where each batch starts; only the first in a dry run."""
+    """`range(0, n_items, batch_size)`: where each batch starts; only the first in a dry run.
+
+    Loops call it with `rows(batch_size)`, so that a dry run's one batch holds 2 rows.
+    """
     if is_dry_run():
         return range(0, min(n_items, batch_size), batch_size)
     return range(0, n_items, batch_size)
@@ -76,7 +97,7 @@ def first_batch(items: Sequence[Any], batch_size: int) -> Sequence[Any]:
     For loops that prepare every item before batching (tokenize, sort by length): in a dry
     run they prepare only the batch they will compute; `fill_rows` restores the length.
     """
-    return list(items)[:batch_size] if is_dry_run() else items
+    return list(items)[:rows(batch_size)] if is_dry_run() else items
 
 
 def fill_rows(rows: Any, n: int) -> Any:
@@ -112,7 +133,7 @@ def sweep(values: Sequence[Any]) -> list[Any]:
 
 # What a dry run keeps of preset settings that repeat the same code: section -> key -> trim.
 PRESET_TRIMS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "transformer": {"timing_repeats": lambda n: 1, "kv_new_tokens": lambda lengths: lengths[-1:]},
+    "transformer": {"timing_repeats": lambda n: 1, "kv_new_tokens": lambda lengths: lengths[:1]},
     "prompting": {"seeds": lambda n: 1},
     "instruct": {"dpo_betas": lambda betas: list(betas)[:STEPS]},
     "chinese": {"bpe_sizes": lambda sizes: list(sizes)[-1:]},

@@ -256,7 +256,7 @@ def answer_loss(model, rows: Sequence[dict], pad_id: int, batch_size: int = 16) 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    total, count, batch_size = 0.0, 0, dry_run.rows(batch_size)
     for i in dry_run.batch_starts(len(rows), batch_size):
         batch = {k: v.to(device) for k, v in pad_batch(rows[i:i + batch_size], pad_id).items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -278,7 +278,8 @@ def generate_answers(model, tokenizer, instructions: Sequence[str], max_new_toke
     With `chat`, each instruction goes through the tokenizer's chat template first; without,
     the raw text is continued (how a base model is used). Batches are padded on the left, so
     every answer starts right after its own prompt. Seeded, so sampling repeats. A dry run
-    (`llm_course.env.dry_run`) generates one batch and repeats its answers for the rest.
+    (`llm_course.env.dry_run`) generates one batch of 2, at most 8 tokens long, and repeats its
+    answers for the rest.
     """
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
@@ -289,7 +290,8 @@ def generate_answers(model, tokenizer, instructions: Sequence[str], max_new_toke
     torch.manual_seed(seed)
     options = {"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature,
                                                     "top_k": 0, "top_p": 1.0}
-    answers = []
+    answers, batch_size = [], dry_run.rows(batch_size)
+    max_new_tokens = dry_run.new_tokens(max_new_tokens)
     try:
         for i in dry_run.batch_starts(len(instructions), batch_size):
             texts = [chat_prompt(tokenizer, t) if chat else t for t in instructions[i:i + batch_size]]
@@ -353,13 +355,16 @@ def trl_offline_args(output_dir: str, **overrides: Any) -> dict[str, Any]:
     No logging service (`report_to="none"`), no checkpoints and so no model card, nothing
     pushed to the hub, no progress bar; TRL's usage ping (telemetry) is switched off for the
     process, since it would otherwise try to reach the hub when a trainer is built. A dry run
-    (`llm_course.env.dry_run`) caps `max_steps` at 2, as it does for `fit`.
+    (`llm_course.env.dry_run`) caps `max_steps` and the batch sizes at 2, as it does for `fit`.
     """
     from huggingface_hub import constants
 
     constants.HF_HUB_DISABLE_TELEMETRY = True
     if "max_steps" in overrides:
         overrides["max_steps"] = dry_run.steps(overrides["max_steps"])
+    for rows in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+        if rows in overrides:
+            overrides[rows] = dry_run.rows(overrides[rows])
     return {"output_dir": output_dir, "report_to": "none", "save_strategy": "no",
             "push_to_hub": False, "disable_tqdm": True, "dataloader_num_workers": 0,
             "activation_checkpointing": False, **overrides}

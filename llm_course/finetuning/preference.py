@@ -89,7 +89,7 @@ def judge_scores(judge, judge_tokenizer, texts: Sequence[str], label: str = "pos
     index = judge.config.label2id[label]
     judge.eval()
     device = next(judge.parameters()).device
-    scores = []
+    scores, batch_size = [], dry_run.rows(batch_size)
     for i in dry_run.batch_starts(len(texts), batch_size):
         enc = judge_tokenizer(list(texts[i:i + batch_size]), return_tensors="pt", padding=True,
                               truncation=True, max_length=128).to(device)
@@ -202,7 +202,7 @@ def add_reference_logps(reference, rows: list[dict], pad_id: int,
     reference.eval()
     device = next(reference.parameters()).device
     collate = PairCollator(pad_id)
-    out = []
+    out, batch_size = [], dry_run.rows(batch_size)
     for i in dry_run.batch_starts(len(rows), batch_size):
         part = rows[i:i + batch_size]
         batch = {k: v.to(device) for k, v in collate(part).items()}
@@ -292,6 +292,7 @@ def token_kl(policy, reference, tokenizer, prompts: Sequence[str], answers: Sequ
     device = next(policy.parameters()).device
     pad_id = tokenizer.pad_token_id
     kls, ref_logps, counts = [], [], []
+    batch_size = dry_run.rows(batch_size)
     for i in dry_run.batch_starts(len(prompts), batch_size):
         rows = encode_pairs([{"prompt": p, "chosen": a, "rejected": a} for p, a in
                              zip(prompts[i:i + batch_size], answers[i:i + batch_size],

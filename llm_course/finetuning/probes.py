@@ -66,7 +66,7 @@ def embed(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *,
     order = np.argsort(lengths, kind="stable")  # similar lengths together: less padding
     out = np.zeros((len(texts), body.config.hidden_size), dtype=np.float32)
     try:
-        done = 0
+        done, batch_size = 0, dry_run.rows(batch_size)
         for start in dry_run.batch_starts(len(texts), batch_size):
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
@@ -202,6 +202,7 @@ def token_features(model: torch.nn.Module, dataset: Any, collate_fn: Callable[[l
     was_training = body.training
     body.eval()
     out: list[dict[str, torch.Tensor]] = []
+    batch_size = dry_run.rows(batch_size)
     try:
         for start in dry_run.batch_starts(len(dataset), batch_size):
             batch = collate_fn([dataset[i] for i in range(start, min(start + batch_size,

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import torch
 
+from llm_course.env import dry_run
+
 
 @torch.no_grad()
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 40,
                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                   seed: int = 0, greedy: bool = False) -> str:
-    """Continue `prompt`; returns the prompt plus the new text. Seeded, so repeatable."""
+    """Continue `prompt`; returns the prompt plus the new text. Seeded, so repeatable.
+
+    A dry run (`llm_course.env.dry_run`) generates at most 8 new tokens.
+    """
     if temperature <= 0 and not greedy:
         raise ValueError(f"temperature={temperature} must be > 0 (or use greedy=True)")
     device = next(model.parameters()).device
@@ -24,7 +29,7 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 40,
         ids = torch.tensor([[tokenizer.eos_token_id]])
     limit = getattr(model.config, "n_positions", None) or getattr(
         model.config, "max_position_embeddings", 10**9)
-    max_new_tokens = max(1, min(max_new_tokens, limit - 1))
+    max_new_tokens = max(1, min(dry_run.new_tokens(max_new_tokens), limit - 1))
     ids = ids[:, -(limit - max_new_tokens):].to(device)  # crop to the model's context
     torch.manual_seed(seed)
     was_training = model.training

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from llm_course.env import dry_run
 from llm_course.training.config import TrainConfig
 from llm_course.training.data_checks import collate
 
@@ -87,23 +88,24 @@ def micro_batches(dataset: Any, cfg: TrainConfig, collate_fn: Callable | None, s
 
     The order of each epoch depends only on (seed, epoch), so a resumed run that skips the
     micro-batches it already used sees exactly what the uninterrupted run would have seen.
+    A dry run's micro-batches hold 2 rows (`llm_course.env.dry_run.rows`).
     """
     from torch.utils.data import DataLoader
 
     collate_fn = collate_fn or collate  # default_collate; unpadded examples get a DataError
     kw = {"collate_fn": collate_fn, "num_workers": cfg.num_workers, "pin_memory": pin_memory,
           "generator": torch.Generator()}  # private generator: never touches the global RNG
-    per_epoch = batches_per_epoch(dataset, cfg.batch_size, world)
+    bs = dry_run.rows(cfg.batch_size)  # 2 rows in a dry run
+    per_epoch = batches_per_epoch(dataset, bs, world)
     if per_epoch is None:  # streaming dataset: read and drop what was already used
         if cfg.group_by_length:
             raise ValueError("group_by_length=True needs a dataset with a length, not a stream: "
                              "set group_by_length=False, or load the data without streaming")
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, **kw)
+        loader = DataLoader(dataset, batch_size=bs, **kw)
         stream = itertools.chain.from_iterable(loader for _ in itertools.count())
         yield from itertools.islice(stream, start, None)
         return
     epoch, skip = divmod(start, per_epoch)
-    bs = cfg.batch_size
     lengths = example_lengths(dataset) if cfg.group_by_length else None
     while True:
         order = epoch_order(len(dataset), cfg.seed, epoch, rank, world)

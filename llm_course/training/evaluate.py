@@ -229,11 +229,11 @@ def evaluate(
     `max_batches` evaluates only the first batches (in dataset order) to save time. The
     first batch is checked against the model's config (ids, length, labels: a `DataError`
     with the fix, see `llm_course.training.data_checks`). A dry run (`llm_course.env.dry_run`)
-    evaluates the first batch only.
+    evaluates the first batch only, of 2 rows.
     """
     from torch.utils.data import DataLoader
 
-    max_batches = dry_run.max_batches(max_batches)
+    max_batches, batch_size = dry_run.max_batches(max_batches), dry_run.rows(batch_size)
     task = task or infer_task(model)
     causal = is_causal_lm(model)
     device = device or next(model.parameters()).device
