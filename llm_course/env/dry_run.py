@@ -22,9 +22,9 @@ same code stop early:
 * lesson 08's load test sends `REQUESTS` (8) requests (`requests`);
 * `preset()` trims the settings that only repeat the same code (`PRESET_TRIMS`): the key/value
   cache is timed once, at its shortest generation (01b: the smoke and laptop runs reach the
-  end of their context); few-shot prompts are drawn with one
-  seed (06b); the beta sweep tries two betas besides the main one (06c); the BPE size curve
-  trains its largest vocabulary (besides the one the lesson uses) (10);
+  end of their context); few-shot prompts are drawn with one seed (06b); the beta sweep
+  tries two betas besides the main one (06c); the BPE size curve trains its largest
+  vocabulary (besides the one the lesson uses) (10);
 * a filter on scores that 2 training steps cannot make meaningful (06c's preference margin)
   keeps everything, so the code after it still has data;
 * what the lessons build (course models trained for 2 steps, tokenizers) goes to a course home
