@@ -56,7 +56,8 @@ def test_switch_is_off_unless_the_variable_says_so(monkeypatch):
     monkeypatch.delenv(dry_run.DRY_RUN_ENV, raising=False)
     assert not dry_run.is_dry_run()
     assert dry_run.steps(500) == 500 and dry_run.max_batches(None) is None
-    assert list(dry_run.batch_starts(10, 4)) == [0, 4, 8] and dry_run.requests(300) == 300
+    assert dry_run.batch_slices(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 12)]
+    assert dry_run.requests(300) == 300
     assert dry_run.sweep([1, 2, 3]) == [1, 2, 3] and dry_run.repeats(10) == 10
     assert dry_run.first_batch([1, 2, 3], 2) == [1, 2, 3] and dry_run.rows(32) == 32
     assert dry_run.new_tokens(40) == 40
@@ -69,7 +70,8 @@ def test_switch_caps_each_kind_of_loop(dry):
     assert dry_run.is_dry_run()
     assert dry_run.steps(500) == 2 and dry_run.steps(1) == 1
     assert dry_run.max_batches(None) == 1 and dry_run.max_batches(20) == 1
-    assert list(dry_run.batch_starts(10, 4)) == [0] and list(dry_run.batch_starts(0, 4)) == []
+    assert dry_run.batch_slices(10, 4) == [slice(0, 2)] and dry_run.batch_slices(0, 4) == []
+    assert dry_run.batch_slices(10, 1) == [slice(0, 1)]
     assert dry_run.requests(1000) == 8 and dry_run.requests(3) == 3
     assert dry_run.sweep([1, 2, 3]) == [1, 2] and dry_run.repeats(10) == 2
     assert dry_run.first_batch([1, 2, 3], 2) == [1, 2] and dry_run.first_batch([1, 2, 3], 8) == [1, 2]

@@ -60,10 +60,10 @@ def predict_proba(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str],
     was_training = model.training
     model.eval()
     texts = list(texts)
-    out, batch_size = [], dry_run.rows(batch_size)
+    out = []
     try:
-        for start in dry_run.batch_starts(len(texts), batch_size):
-            enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+        for part in dry_run.batch_slices(len(texts), batch_size):
+            enc = tokenizer(texts[part], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(device)
             out.append(model(**enc).logits.float().softmax(-1).cpu().numpy())
     finally:

@@ -223,10 +223,10 @@ def fit_head(model: nn.Module, tokenizer: Any, texts: Sequence[str], labels: Seq
     from sklearn.linear_model import LogisticRegression
 
     base = model.base_model
-    feats, batch_size = [], dry_run.rows(32)
+    feats = []
     with torch.inference_mode():
-        for i in dry_run.batch_starts(len(texts), batch_size):
-            enc = tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True,
+        for part in dry_run.batch_slices(len(texts), 32):
+            enc = tokenizer(list(texts[part]), padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt")
             feats.append(base(**enc).pooler_output.float())
     x = dry_run.fill_rows(torch.cat(feats), len(texts)).double().numpy()
@@ -300,9 +300,8 @@ def predict_labels(predict_fn: Predictor, texts: Sequence[str], batch_size: int 
 
     A dry run (`llm_course.env.dry_run`) predicts one batch and repeats it for the rest.
     """
-    batch_size = dry_run.rows(batch_size)
-    out = [predict_fn(texts[i:i + batch_size]).argmax(-1)
-           for i in dry_run.batch_starts(len(texts), batch_size)]
+    out = [predict_fn(texts[part]).argmax(-1)
+           for part in dry_run.batch_slices(len(texts), batch_size)]
     return dry_run.fill_rows(np.concatenate(out), len(texts)) if out else np.zeros(0, dtype=int)
 
 

@@ -7,7 +7,7 @@ same code stop early:
 
 * `fit`, and TRL's trainers set up with `trl_offline_args`, stop after `STEPS` (2) optimizer
   steps (`steps`);
-* evaluation and prediction loops stop after one batch (`batch_starts`, or `first_batch`
+* evaluation and prediction loops stop after one batch (`batch_slices`, or `first_batch`
   for a loop that prepares its items before batching them). A prediction loop returns as
   many rows as it was given texts: the rows it did not compute are copies of those it did
   (`fill_rows`), so the code after it sees the shapes of a real run;
@@ -81,14 +81,12 @@ def max_batches(n: int | None) -> int | None:
     return 1 if is_dry_run() else n
 
 
-def batch_starts(n_items: int, batch_size: int) -> range:
-    """`range(0, n_items, batch_size)`: where each batch starts; only the first in a dry run.
-
-    Loops call it with `rows(batch_size)`, so that a dry run's one batch holds 2 rows.
-    """
+def batch_slices(n_items: int, batch_size: int) -> list[slice]:
+    """The slices of `n_items` items, `batch_size` at a time; in a dry run only the first,
+    of `rows(batch_size)` items."""
     if is_dry_run():
-        return range(0, min(n_items, batch_size), batch_size)
-    return range(0, n_items, batch_size)
+        return [slice(0, rows(batch_size))] if n_items else []
+    return [slice(i, i + batch_size) for i in range(0, n_items, batch_size)]
 
 
 def first_batch(items: Sequence[Any], batch_size: int) -> Sequence[Any]:

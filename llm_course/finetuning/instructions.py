@@ -256,9 +256,9 @@ def answer_loss(model, rows: Sequence[dict], pad_id: int, batch_size: int = 16) 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, count, batch_size = 0.0, 0, dry_run.rows(batch_size)
-    for i in dry_run.batch_starts(len(rows), batch_size):
-        batch = {k: v.to(device) for k, v in pad_batch(rows[i:i + batch_size], pad_id).items()}
+    total, count = 0.0, 0
+    for part in dry_run.batch_slices(len(rows), batch_size):
+        batch = {k: v.to(device) for k, v in pad_batch(rows[part], pad_id).items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         labels = batch["labels"][:, 1:]
         losses = torch.nn.functional.cross_entropy(
@@ -290,11 +290,10 @@ def generate_answers(model, tokenizer, instructions: Sequence[str], max_new_toke
     torch.manual_seed(seed)
     options = {"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature,
                                                     "top_k": 0, "top_p": 1.0}
-    answers, batch_size = [], dry_run.rows(batch_size)
-    max_new_tokens = dry_run.new_tokens(max_new_tokens)
+    answers, max_new_tokens = [], dry_run.new_tokens(max_new_tokens)
     try:
-        for i in dry_run.batch_starts(len(instructions), batch_size):
-            texts = [chat_prompt(tokenizer, t) if chat else t for t in instructions[i:i + batch_size]]
+        for part in dry_run.batch_slices(len(instructions), batch_size):
+            texts = [chat_prompt(tokenizer, t) if chat else t for t in instructions[part]]
             enc = tokenizer(texts, return_tensors="pt", padding=True,
                             add_special_tokens=False).to(device)
             width = enc["input_ids"].shape[1]
@@ -362,9 +361,9 @@ def trl_offline_args(output_dir: str, **overrides: Any) -> dict[str, Any]:
     constants.HF_HUB_DISABLE_TELEMETRY = True
     if "max_steps" in overrides:
         overrides["max_steps"] = dry_run.steps(overrides["max_steps"])
-    for rows in ("per_device_train_batch_size", "per_device_eval_batch_size"):
-        if rows in overrides:
-            overrides[rows] = dry_run.rows(overrides[rows])
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+        if key in overrides:
+            overrides[key] = dry_run.rows(overrides[key])
     return {"output_dir": output_dir, "report_to": "none", "save_strategy": "no",
             "push_to_hub": False, "disable_tqdm": True, "dataloader_num_workers": 0,
             "activation_checkpointing": False, **overrides}

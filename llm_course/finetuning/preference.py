@@ -89,9 +89,9 @@ def judge_scores(judge, judge_tokenizer, texts: Sequence[str], label: str = "pos
     index = judge.config.label2id[label]
     judge.eval()
     device = next(judge.parameters()).device
-    scores, batch_size = [], dry_run.rows(batch_size)
-    for i in dry_run.batch_starts(len(texts), batch_size):
-        enc = judge_tokenizer(list(texts[i:i + batch_size]), return_tensors="pt", padding=True,
+    scores = []
+    for part in dry_run.batch_slices(len(texts), batch_size):
+        enc = judge_tokenizer(list(texts[part]), return_tensors="pt", padding=True,
                               truncation=True, max_length=128).to(device)
         scores.append(judge(**enc).logits.float().softmax(-1)[:, index].cpu())
     return dry_run.fill_rows(torch.cat(scores), len(texts)) if scores else torch.zeros(0)
@@ -202,9 +202,9 @@ def add_reference_logps(reference, rows: list[dict], pad_id: int,
     reference.eval()
     device = next(reference.parameters()).device
     collate = PairCollator(pad_id)
-    out, batch_size = [], dry_run.rows(batch_size)
-    for i in dry_run.batch_starts(len(rows), batch_size):
-        part = rows[i:i + batch_size]
+    out = []
+    for where in dry_run.batch_slices(len(rows), batch_size):
+        part = rows[where]
         batch = {k: v.to(device) for k, v in collate(part).items()}
         logps = {side: sequence_logprobs(reference, batch[f"{side}_input_ids"],
                                          batch[f"{side}_attention_mask"],
@@ -292,11 +292,10 @@ def token_kl(policy, reference, tokenizer, prompts: Sequence[str], answers: Sequ
     device = next(policy.parameters()).device
     pad_id = tokenizer.pad_token_id
     kls, ref_logps, counts = [], [], []
-    batch_size = dry_run.rows(batch_size)
-    for i in dry_run.batch_starts(len(prompts), batch_size):
+    for part in dry_run.batch_slices(len(prompts), batch_size):
         rows = encode_pairs([{"prompt": p, "chosen": a, "rejected": a} for p, a in
-                             zip(prompts[i:i + batch_size], answers[i:i + batch_size],
-                                 strict=True)], tokenizer, max_length)
+                             zip(prompts[part], answers[part], strict=True)],
+                            tokenizer, max_length)
         batch = {k: v.to(device) for k, v in _join([r["prompt_ids"] for r in rows],
                                                    [r["chosen_ids"] for r in rows],
                                                    pad_id).items()}

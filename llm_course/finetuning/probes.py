@@ -66,9 +66,9 @@ def embed(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *,
     order = np.argsort(lengths, kind="stable")  # similar lengths together: less padding
     out = np.zeros((len(texts), body.config.hidden_size), dtype=np.float32)
     try:
-        done, batch_size = 0, dry_run.rows(batch_size)
-        for start in dry_run.batch_starts(len(texts), batch_size):
-            idx = order[start:start + batch_size]
+        done = 0
+        for part in dry_run.batch_slices(len(texts), batch_size):
+            idx = order[part]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(device)
             with autocast_context(device, precision):
@@ -202,11 +202,9 @@ def token_features(model: torch.nn.Module, dataset: Any, collate_fn: Callable[[l
     was_training = body.training
     body.eval()
     out: list[dict[str, torch.Tensor]] = []
-    batch_size = dry_run.rows(batch_size)
     try:
-        for start in dry_run.batch_starts(len(dataset), batch_size):
-            batch = collate_fn([dataset[i] for i in range(start, min(start + batch_size,
-                                                                       len(dataset)))])
+        for part in dry_run.batch_slices(len(dataset), batch_size):
+            batch = collate_fn([dataset[i] for i in range(len(dataset))[part]])
             with autocast_context(device, precision):
                 result = body(input_ids=batch["input_ids"].to(device),
                               attention_mask=batch["attention_mask"].to(device),
